@@ -1,0 +1,173 @@
+"""Multiplying a batch of vectors by a TT-matrix, one core at a time.
+
+``tt_matmul(x, cores, in_modes, out_modes)`` computes ``x @ W`` for the
+matrix ``W`` that the cores stand for (see `keras_tt.full_matrix`) without
+ever forming ``W``. The work is a chain of ``tf.einsum`` contractions, one
+per core, whose equations are generated from the number of cores.
+
+The chain is written for deployment as much as for speed:
+
+* every tensor in it is at most 4-D: the modes not involved in a step are
+  grouped into one axis (TFLite's TRANSPOSE stops at 6-D and its XNNPACK
+  backend rejects FULLY_CONNECTED inputs of 7-D);
+* every summed index appears in both operands of its einsum: the size-1
+  boundary ranks are squeezed out of the first and last cores, so the
+  converter lowers each einsum to RESHAPE / TRANSPOSE / FULLY_CONNECTED
+  builtins and never needs a Flex op;
+* between two einsums there is only a reshape.
+
+Both directions are implemented: left to right (first core first) and right
+to left. `contraction_plan` picks the one with fewer multiply-adds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import tensorflow as tf
+
+LEFT_TO_RIGHT = "left_to_right"
+RIGHT_TO_LEFT = "right_to_left"
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractionStep:
+    """One einsum of the chain.
+
+    Attributes:
+        core_index: which core this step contracts.
+        state_shape: shape the running tensor is reshaped to before the
+            einsum; ``-1`` stands for the axis that carries the batch.
+        equation: the ``tf.einsum`` equation, state first, core second.
+        squeeze_core_axes: axes of size 1 removed from the core (the
+            boundary ranks) before the einsum.
+    """
+
+    core_index: int
+    state_shape: tuple[int, ...]
+    equation: str
+    squeeze_core_axes: tuple[int, ...]
+
+
+def _flops(in_modes, out_modes, ranks, direction) -> int:
+    """Multiply-adds per input row of one direction of the chain."""
+    d = len(in_modes)
+    total = 0
+    for k in range(d):
+        if direction == LEFT_TO_RIGHT:
+            rows = math.prod(out_modes[:k]) * math.prod(in_modes[k:])
+            cols = out_modes[k]
+        else:
+            rows = math.prod(in_modes[: k + 1]) * math.prod(out_modes[k:])
+            cols = 1
+        total += rows * cols * ranks[k] * ranks[k + 1]
+    return total
+
+
+def _left_to_right_steps(in_modes, out_modes, ranks):
+    """Steps with state ``(A, r_k, n_k, C)``: ``A`` = batch x done outputs."""
+    d = len(in_modes)
+    steps = []
+    for k in range(d):
+        first, last = k == 0, k == d - 1
+        rest_in = math.prod(in_modes[k + 1 :])
+        state = "a" + ("" if first else "r") + "n" + ("" if last else "c")
+        core = ("" if first else "r") + "nm" + ("" if last else "s")
+        out = "am" + ("" if last else "sc")
+        shape = (-1,) + (() if first else (ranks[k],)) + (in_modes[k],)
+        shape += () if last else (rest_in,)
+        squeeze = (() if not first else (0,)) + (() if not last else (3,))
+        steps.append(ContractionStep(k, shape, f"{state},{core}->{out}", squeeze))
+    return steps
+
+
+def _right_to_left_steps(in_modes, out_modes, ranks):
+    """Steps with state ``(A, n_k, r_{k+1}, E)``: ``E`` = done outputs."""
+    d = len(in_modes)
+    steps = []
+    for k in reversed(range(d)):
+        first, last = k == 0, k == d - 1
+        done_out = math.prod(out_modes[k + 1 :])
+        state = "an" + ("" if last else "se")
+        core = ("" if first else "r") + "nm" + ("" if last else "s")
+        out = "a" + ("" if first else "r") + "m" + ("" if last else "e")
+        shape = (-1, in_modes[k]) + (() if last else (ranks[k + 1], done_out))
+        squeeze = (() if not first else (0,)) + (() if not last else (3,))
+        steps.append(ContractionStep(k, shape, f"{state},{core}->{out}", squeeze))
+    return steps
+
+
+def contraction_plan(
+    in_modes: Sequence[int],
+    out_modes: Sequence[int],
+    ranks: Sequence[int],
+    direction: str | None = None,
+) -> list[ContractionStep]:
+    """The einsum chain for ``x @ W``, ``W`` a TT-matrix with these shapes.
+
+    Args:
+        in_modes: ``(n_1, ..., n_d)``, the factors of the input width.
+        out_modes: ``(m_1, ..., m_d)``, the factors of the output width.
+        ranks: ``(1, r_1, ..., r_{d-1}, 1)``.
+        direction: ``"left_to_right"``, ``"right_to_left"`` or ``None`` to
+            pick the direction with fewer multiply-adds.
+
+    Returns:
+        A list of `ContractionStep`, in the order they run.
+
+    Example:
+
+    >>> [s.equation for s in contraction_plan((4, 8), (2, 5), (1, 3, 1),
+    ...                                       direction="left_to_right")]
+    ['anc,nms->amsc', 'arn,rnm->am']
+    """
+    if direction is None:
+        direction = min(
+            (LEFT_TO_RIGHT, RIGHT_TO_LEFT),
+            key=lambda dr: _flops(in_modes, out_modes, ranks, dr),
+        )
+    if direction == LEFT_TO_RIGHT:
+        return _left_to_right_steps(in_modes, out_modes, ranks)
+    if direction == RIGHT_TO_LEFT:
+        return _right_to_left_steps(in_modes, out_modes, ranks)
+    raise ValueError(
+        "Received an invalid value for `direction`, expected "
+        f"'{LEFT_TO_RIGHT}', '{RIGHT_TO_LEFT}' or None. "
+        f"Received: direction={direction!r}"
+    )
+
+
+def contraction_flops(in_modes, out_modes, ranks, direction=None) -> int:
+    """Multiply-adds per input row of the chain `contraction_plan` returns."""
+    if direction is None:
+        return min(
+            _flops(in_modes, out_modes, ranks, dr)
+            for dr in (LEFT_TO_RIGHT, RIGHT_TO_LEFT)
+        )
+    return _flops(in_modes, out_modes, ranks, direction)
+
+
+def tt_matmul(x, cores, in_modes, out_modes, direction=None):
+    """``x @ W`` for a 2-D ``x`` of shape ``(batch, prod(in_modes))``.
+
+    Args:
+        x: tensor of shape ``(batch, n_1 * ... * n_d)``.
+        cores: ``d`` tensors, core ``k`` of shape ``(r_{k-1}, n_k, m_k, r_k)``.
+        in_modes: ``(n_1, ..., n_d)``.
+        out_modes: ``(m_1, ..., m_d)``.
+        direction: see `contraction_plan`.
+
+    Returns:
+        Tensor of shape ``(batch, m_1 * ... * m_d)``.
+    """
+    ranks = (1,) + tuple(int(c.shape[-1]) for c in cores)
+    state = x
+    for step in contraction_plan(in_modes, out_modes, ranks, direction):
+        core = cores[step.core_index]
+        if step.squeeze_core_axes:
+            core = tf.squeeze(core, axis=step.squeeze_core_axes)
+        state = tf.reshape(state, step.state_shape)
+        state = tf.einsum(step.equation, state, core)
+    return tf.reshape(state, (-1, math.prod(out_modes)))
