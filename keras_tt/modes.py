@@ -104,19 +104,15 @@ def auto_modes(
 
 def validate_modes(modes, name: str, width: int | None = None) -> tuple[int, ...]:
     """Check a user's modes: positive integers whose product is ``width``."""
-    if isinstance(modes, (str, bytes)) or not isinstance(modes, Sequence):
-        try:
-            modes = tuple(modes)
-        except TypeError:
-            raise ValueError(
-                f"Received an invalid value for `{name}`, expected a sequence "
-                f"of positive integers. Received: {name}={modes!r}"
-            ) from None
-    modes = tuple(modes)
+    received = modes
+    try:
+        modes = tuple(modes) if not isinstance(modes, (str, bytes)) else ()
+    except TypeError:
+        modes = ()
     if not modes or not all(is_positive_int(m) for m in modes):
         raise ValueError(
             f"Received an invalid value for `{name}`, expected a non-empty "
-            f"sequence of positive integers. Received: {name}={modes!r}"
+            f"sequence of positive integers. Received: {name}={received!r}"
         )
     modes = tuple(int(m) for m in modes)
     if width is not None and math.prod(modes) != width:

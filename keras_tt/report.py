@@ -1,0 +1,234 @@
+"""What a tensorized model holds: per-layer records, totals and a table.
+
+`tensorize` attaches a `CompressionReport` to the model it returns
+(``tt_model.tensorize_report``); `model_report` builds one for any model
+that contains `TTDense` layers (this is what ``keras-tt inspect`` prints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import keras
+
+from keras_tt.layers import TTDense
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRecord:
+    """One `TTDense` layer of a model.
+
+    Attributes:
+        name: the layer's name (nested models give ``"outer/inner"``).
+        input_dim: input width of the kernel.
+        units: output width of the kernel.
+        in_modes: row modes (their product may exceed ``input_dim`` when the
+            width was padded).
+        out_modes: column modes.
+        ranks: TT-ranks ``(1, r_1, ..., r_{d-1}, 1)``.
+        dense_params: ``input_dim * units``, the dense kernel's size.
+        tt_params: entries in the cores.
+        rel_error: relative Frobenius error of the TT-SVD that initialised
+            the cores, ``||W - W_tt||_F / ||W||_F``; ``None`` when unknown
+            (for a model loaded from disk).
+    """
+
+    name: str
+    input_dim: int
+    units: int
+    in_modes: tuple
+    out_modes: tuple
+    ranks: tuple
+    dense_params: int
+    tt_params: int
+    rel_error: float | None = None
+
+    @property
+    def compression(self) -> float:
+        """``dense_params / tt_params``."""
+        return self.dense_params / self.tt_params
+
+    def as_dict(self) -> dict:
+        """The record as a plain dict, with ``compression`` included."""
+        return {**dataclasses.asdict(self), "compression": self.compression}
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressionReport:
+    """Per-layer records and whole-model totals of a TT-compressed model.
+
+    Attributes:
+        layers: list of `LayerRecord`, one per `TTDense` layer.
+        params_before: parameters of the model with dense kernels (for
+            `tensorize`: the original model's ``count_params()``).
+        params_after: parameters of the model with TT-cores.
+
+    ``str(report)`` (and `print_table`) gives a table; `records` gives the
+    same data as a list of dicts.
+    """
+
+    layers: list
+    params_before: int
+    params_after: int
+
+    @property
+    def kernel_params_before(self) -> int:
+        """Sum of the replaced dense kernels' sizes."""
+        return sum(r.dense_params for r in self.layers)
+
+    @property
+    def kernel_params_after(self) -> int:
+        """Sum of the core sizes."""
+        return sum(r.tt_params for r in self.layers)
+
+    @property
+    def kernel_compression(self) -> float:
+        """Compression of the replaced kernels taken together."""
+        return self.kernel_params_before / max(1, self.kernel_params_after)
+
+    @property
+    def compression(self) -> float:
+        """Whole-model compression: ``params_before / params_after``."""
+        return self.params_before / max(1, self.params_after)
+
+    @property
+    def records(self) -> list[dict]:
+        """The per-layer records as dicts."""
+        return [r.as_dict() for r in self.layers]
+
+    def totals(self) -> dict:
+        """Totals for the replaced kernels and for the whole model."""
+        return {
+            "kernel_params_before": self.kernel_params_before,
+            "kernel_params_after": self.kernel_params_after,
+            "kernel_compression": self.kernel_compression,
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "compression": self.compression,
+        }
+
+    def table(self) -> str:
+        """The report as a plain-text table."""
+        headers = ["layer", "kernel", "modes (in x out)", "TT-ranks",
+                   "dense params", "TT params", "compression", "rel. error"]
+        rows = [
+            [
+                r.name,
+                f"{r.input_dim}x{r.units}",
+                f"{_modes(r.in_modes)} x {_modes(r.out_modes)}",
+                ",".join(str(x) for x in r.ranks),
+                f"{r.dense_params:,}",
+                f"{r.tt_params:,}",
+                f"{r.compression:,.1f}x",
+                "-" if r.rel_error is None else f"{r.rel_error:.4f}",
+            ]
+            for r in self.layers
+        ]
+        rows.append(["TT kernels", "", "", "", f"{self.kernel_params_before:,}",
+                     f"{self.kernel_params_after:,}",
+                     f"{self.kernel_compression:,.1f}x", ""])
+        rows.append(["whole model", "", "", "", f"{self.params_before:,}",
+                     f"{self.params_after:,}", f"{self.compression:,.2f}x", ""])
+        return _format_table(headers, rows)
+
+    def print_table(self, print_fn: Callable[[str], None] | None = None):
+        """Print `table` with ``print_fn`` (default: ``print``)."""
+        (print_fn or print)(self.table())
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _modes(modes) -> str:
+    return "*".join(str(m) for m in modes)
+
+
+def _format_table(headers, rows) -> str:
+    cells = [headers] + rows
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths))
+        ).rstrip()
+        for row in cells
+    ]
+    rule = "  ".join("-" * w for w in widths)
+    lines.insert(1, rule)
+    lines.insert(len(lines) - 2, rule)
+    return "\n".join(lines)
+
+
+def layer_record(layer: TTDense, name: str | None = None,
+                 rel_error: float | None = None) -> LayerRecord:
+    """The `LayerRecord` of a built `TTDense` layer."""
+    return LayerRecord(
+        name=name or layer.name,
+        input_dim=int(layer.input_dim),
+        units=int(layer.units),
+        in_modes=tuple(layer.in_modes),
+        out_modes=tuple(layer.out_modes),
+        ranks=tuple(layer.tt_ranks),
+        dense_params=int(layer.input_dim) * int(layer.units),
+        tt_params=int(layer.num_core_params),
+        rel_error=rel_error,
+    )
+
+
+def iter_layers(model, prefix: str = ""):
+    """``(qualified name, layer)`` for every layer, into nested models.
+
+    Each layer object is listed once, at its first occurrence.
+    """
+    seen = set()
+
+    def walk(container, prefix):
+        for layer in container.layers:
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            name = prefix + layer.name
+            yield name, layer
+            if isinstance(layer, keras.Model) and hasattr(layer, "layers"):
+                yield from walk(layer, name + "/")
+
+    yield from walk(model, prefix)
+
+
+def model_report(model: keras.Model) -> CompressionReport:
+    """Describe the `TTDense` layers of a model: modes, ranks, parameters.
+
+    Works on any built model, for instance one loaded with
+    `keras.saving.load_model`; this is what ``keras-tt inspect`` prints.
+    ``params_before`` counts the model as if every `TTDense` kernel were a
+    dense ``input_dim x units`` matrix; the approximation errors are unknown
+    (``None``) here.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        A `CompressionReport`.
+
+    Example:
+
+    >>> import keras, keras_tt
+    >>> model = keras.Sequential([
+    ...     keras.Input((64,)),
+    ...     keras_tt.TTDense(64, tt_rank=2, in_modes=(8, 8), out_modes=(8, 8)),
+    ... ])
+    >>> report = model_report(model)
+    >>> report.layers[0].tt_params, report.layers[0].dense_params
+    (256, 4096)
+    >>> report.params_before, report.params_after
+    (4160, 320)
+    """
+    records = [
+        layer_record(layer, name)
+        for name, layer in iter_layers(model)
+        if isinstance(layer, TTDense) and layer.built
+    ]
+    params_after = int(model.count_params())
+    extra = sum(r.dense_params - r.tt_params for r in records)
+    return CompressionReport(records, params_after + extra, params_after)
