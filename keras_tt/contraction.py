@@ -14,7 +14,10 @@ The chain is written for deployment as much as for speed:
   boundary ranks are squeezed out of the first and last cores, so the
   converter lowers each einsum to RESHAPE / TRANSPOSE / FULLY_CONNECTED
   builtins and never needs a Flex op;
-* between two einsums there is only a reshape.
+* between two einsums there is only a reshape, and each einsum is a single
+  matrix product followed by one transpose of its result: the state keeps
+  the contracted axes together at one end, so the operand itself never
+  needs rearranging.
 
 Both directions are implemented: left to right (first core first) and right
 to left. `contraction_plan` picks the one with fewer multiply-adds.
@@ -67,36 +70,61 @@ def _flops(in_modes, out_modes, ranks, direction) -> int:
 
 
 def _left_to_right_steps(in_modes, out_modes, ranks):
-    """Steps with state ``(A, r_k, n_k, C)``: ``A`` = batch x done outputs."""
+    """Steps with state ``(r_k, n_k, C, A)``.
+
+    ``C`` groups the input modes not yet contracted and ``A`` the batch with
+    the outputs already produced (C order). The contracted axes lead the
+    state, so each einsum is one matrix product plus one transpose of its
+    output, which rotates the new output mode to the end.
+    """
     d = len(in_modes)
     steps = []
     for k in range(d):
         first, last = k == 0, k == d - 1
         rest_in = math.prod(in_modes[k + 1 :])
-        state = "a" + ("" if first else "r") + "n" + ("" if last else "c")
-        core = ("" if first else "r") + "nm" + ("" if last else "s")
-        out = "am" + ("" if last else "sc")
-        shape = (-1,) + (() if first else (ranks[k],)) + (in_modes[k],)
-        shape += () if last else (rest_in,)
-        squeeze = (() if not first else (0,)) + (() if not last else (3,))
-        steps.append(ContractionStep(k, shape, f"{state},{core}->{out}", squeeze))
+        if first and last:
+            shape, equation = (-1, in_modes[k]), "an,nm->am"
+        elif first:
+            shape, equation = (-1, in_modes[k], rest_in), "anc,nms->scam"
+        elif last:
+            shape, equation = (ranks[k], in_modes[k], -1), "rna,rnm->am"
+        else:
+            shape = (ranks[k], in_modes[k], rest_in, -1)
+            equation = "rnca,rnms->scam"
+        steps.append(ContractionStep(k, shape, equation, _squeezed(first, last)))
     return steps
 
 
 def _right_to_left_steps(in_modes, out_modes, ranks):
-    """Steps with state ``(A, n_k, r_{k+1}, E)``: ``E`` = done outputs."""
+    """Steps with state ``(E, A, n_k, r_{k+1})``.
+
+    ``E`` groups the outputs already produced and ``A`` the batch with the
+    input modes not yet contracted (C order). The contracted axes end the
+    state, so each einsum is one matrix product plus one transpose of its
+    output, which rotates the new output mode to the front.
+    """
     d = len(in_modes)
     steps = []
     for k in reversed(range(d)):
         first, last = k == 0, k == d - 1
         done_out = math.prod(out_modes[k + 1 :])
-        state = "an" + ("" if last else "se")
-        core = ("" if first else "r") + "nm" + ("" if last else "s")
-        out = "a" + ("" if first else "r") + "m" + ("" if last else "e")
-        shape = (-1, in_modes[k]) + (() if last else (ranks[k + 1], done_out))
-        squeeze = (() if not first else (0,)) + (() if not last else (3,))
-        steps.append(ContractionStep(k, shape, f"{state},{core}->{out}", squeeze))
+        if first and last:
+            shape, equation = (-1, in_modes[k]), "an,nm->am"
+        elif last:
+            shape, equation = (-1, in_modes[k]), "an,rnm->mar"
+        elif first:
+            shape = (done_out, -1, in_modes[k], ranks[k + 1])
+            equation = "eans,nms->ame"
+        else:
+            shape = (done_out, -1, in_modes[k], ranks[k + 1])
+            equation = "eans,rnms->mear"
+        steps.append(ContractionStep(k, shape, equation, _squeezed(first, last)))
     return steps
+
+
+def _squeezed(first: bool, last: bool) -> tuple[int, ...]:
+    """Core axes of size 1 to drop: ``r_0`` on the first, ``r_d`` on the last."""
+    return (0,) * first + (3,) * last
 
 
 def contraction_plan(
@@ -121,7 +149,7 @@ def contraction_plan(
 
     >>> [s.equation for s in contraction_plan((4, 8), (2, 5), (1, 3, 1),
     ...                                       direction="left_to_right")]
-    ['anc,nms->amsc', 'arn,rnm->am']
+    ['anc,nms->scam', 'rna,rnm->am']
     """
     if direction is None:
         direction = min(

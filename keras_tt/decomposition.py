@@ -36,6 +36,12 @@ from keras_tt.tt_matrix import check_cores, full_matrix, num_tt_params
 # is split through the eigen-decomposition of its Gram matrix, which costs one
 # pass over the unfolding and no workspace of its size.
 _GRAM_ASPECT_RATIO = 16
+# ... and holds at least this many entries (smaller ones are cheap to SVD).
+_GRAM_MIN_SIZE = 1 << 20
+# The Gram matrix squares the singular values, so its eigenvalues resolve
+# squared errors only down to about 1e-13 of the squared norm: an error budget
+# below this fraction of the squared norm goes through the SVD instead.
+_GRAM_MIN_BUDGET = 1e-10
 # Columns of a wide unfolding handled at once when forming its Gram matrix in
 # float64 (bounds the temporary copy).
 _GRAM_BLOCK_COLUMNS = 1 << 20
@@ -191,7 +197,14 @@ def _truncated_split(unfolding, max_rank, max_sq_error, method):
     """
     rows, cols = unfolding.shape
     if method == "auto":
-        method = "gram" if cols >= _GRAM_ASPECT_RATIO * rows else "svd"
+        method = "svd"
+        if (
+            cols >= _GRAM_ASPECT_RATIO * rows
+            and unfolding.size >= _GRAM_MIN_SIZE
+            and (max_sq_error is None or max_sq_error >= _GRAM_MIN_BUDGET
+                 * _sum_of_squares(unfolding))
+        ):
+            method = "gram"
     if method == "gram":
         u, sq_sv = _gram_split(unfolding)
     else:
@@ -254,9 +267,11 @@ def tt_svd(
     most the ranks kept is recovered to rounding error.
 
     Cost. The unfoldings are split from left to right; the first is
-    ``n_1 m_1 x (N M / (n_1 m_1))``. A wide unfolding (16 times wider than
-    tall, or more) is split through the eigen-decomposition of its Gram
-    matrix, accumulated in float64; others through
+    ``n_1 m_1 x (N M / (n_1 m_1))``. A large wide unfolding (a million
+    entries or more, 16 times wider than tall or more) is split through the
+    eigen-decomposition of its Gram matrix, accumulated in float64, unless
+    the error budget is below ``1e-5`` of its norm (the Gram matrix squares
+    the singular values and cannot resolve smaller ones); others through
     ``numpy.linalg.svd(full_matrices=False)``. Peak memory is about three
     times the matrix (the matrix, its reordered copy, and the remainder of
     the first step). Float32 input is kept in float32, float64 in float64;

@@ -67,24 +67,25 @@ def test_chain_stays_within_tflite_limits(in_modes, out_modes, ranks, direction)
 def test_generated_equations_are_pinned():
     plan = contraction_plan((2, 7, 8, 8, 7, 4), (4,) * 6, (1, 4, 4, 4, 4, 4, 1))
     assert [s.equation for s in plan] == [
-        "an,rnm->arm",
-        "anse,rnms->arme",
-        "anse,rnms->arme",
-        "anse,rnms->arme",
-        "anse,rnms->arme",
-        "anse,nms->ame",
+        "an,rnm->mar",
+        "eans,rnms->mear",
+        "eans,rnms->mear",
+        "eans,rnms->mear",
+        "eans,rnms->mear",
+        "eans,nms->ame",
     ]
     assert [s.core_index for s in plan] == [5, 4, 3, 2, 1, 0]
-    assert plan[1].state_shape == (-1, 7, 4, 4)
+    assert plan[1].state_shape == (4, -1, 7, 4)
+    assert plan[5].state_shape == (1024, -1, 2, 4)
     left = contraction_plan((4, 8, 8, 4), (4, 8, 8, 4), (1, 8, 8, 8, 1),
                             direction=LEFT_TO_RIGHT)
     assert [s.equation for s in left] == [
-        "anc,nms->amsc",
-        "arnc,rnms->amsc",
-        "arnc,rnms->amsc",
-        "arn,rnm->am",
+        "anc,nms->scam",
+        "rnca,rnms->scam",
+        "rnca,rnms->scam",
+        "rna,rnm->am",
     ]
-    assert left[1].state_shape == (-1, 8, 8, 32)
+    assert left[1].state_shape == (8, 8, 32, -1)
     single = contraction_plan((6,), (5,), (1, 1))
     assert [s.equation for s in single] == ["an,nm->am"]
     assert single[0].squeeze_core_axes == (0, 3)

@@ -255,6 +255,62 @@ class TTDense(keras.layers.Layer):
                 "layer on an input or call `build(input_shape)` first."
             )
 
+    @classmethod
+    def from_dense(
+        cls,
+        dense_layer: keras.layers.Dense,
+        tt_rank=None,
+        rel_error: float | None = None,
+        in_modes=None,
+        out_modes=None,
+        name: str | None = None,
+    ) -> "TTDense":
+        """A `TTDense` layer initialised from a trained `Dense` layer.
+
+        The cores are a TT-SVD (`keras_tt.tt_svd`) of the Dense kernel,
+        zero-padded first when the modes pad the widths; bias, activation,
+        dtype policy, trainability, bias regulariser/constraint and activity
+        regulariser are copied, and the name too unless ``name`` is given.
+        The Dense layer is not modified. Its kernel regulariser and
+        constraint are not carried over (they were defined on the dense
+        kernel, not on cores).
+
+        Args:
+            dense_layer: a built `keras.layers.Dense` layer.
+            tt_rank: positive integer capping every inner TT-rank, or a
+                sequence of the ``d - 1`` inner ranks.
+            rel_error: relative Frobenius error allowed,
+                ``||W - W_tt||_F <= rel_error * ||W||_F``, strictly between 0
+                and 1; the smallest ranks that meet it are used (capped by
+                ``tt_rank`` when both are given). At least one of ``tt_rank``
+                and ``rel_error`` is required.
+            in_modes: optional input modes (see `TTDense`).
+            out_modes: optional output modes.
+            name: optional name of the new layer.
+
+        Returns:
+            A built `TTDense` layer, not attached to any model.
+
+        Example:
+
+        >>> import keras, keras_tt
+        >>> dense = keras.layers.Dense(64, activation="relu")
+        >>> dense.build((None, 128))
+        >>> tt = keras_tt.TTDense.from_dense(dense, tt_rank=64)
+        >>> x = keras.random.normal((3, 128), seed=0)
+        >>> bool(keras.ops.all(keras.ops.isclose(tt(x), dense(x), atol=1e-5)))
+        True
+        >>> tt.in_modes, tt.out_modes, tt.tt_ranks
+        ((8, 4, 4), (4, 4, 4), (1, 32, 16, 1))
+        """
+        from keras_tt.tensorize import _convert_dense
+
+        layer, _ = _convert_dense(
+            dense_layer, tt_rank=tt_rank, rel_error=rel_error,
+            in_modes=in_modes, out_modes=out_modes, name=name,
+        )
+        return layer
+
     # ------------------------------------------------------------------- call
 
     def call(self, inputs):
