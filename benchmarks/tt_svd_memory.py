@@ -1,6 +1,6 @@
 """Time and peak memory of `keras_tt.tt_svd` on VGG-16's fc6 kernel size.
 
-Decomposes a random 25088 x 4096 matrix (100 M entries; 401 MB in float32)
+Decomposes a random 25088 x 4096 matrix (100 M entries; 392 MiB in float32)
 with the paper's modes 25088 = 2*7*8*8*7*4, 4096 = 4^6 at TT-rank 4. Each
 configuration runs in a fresh subprocess, whose peak resident memory
 (``resource.getrusage(...).ru_maxrss``) is compared with the memory in use

@@ -17,12 +17,30 @@ from keras_tt.tt_matrix import full_matrix
 # Initialisers.
 from keras_tt.initializers import TTVarianceScaling
 
+# Compressing trained models: TT-SVD, the Dense -> TTDense pass, its report.
+from keras_tt.decomposition import TTDecomposition, tt_error, tt_round, tt_svd
+from keras_tt.report import CompressionReport, LayerRecord, model_report
+from keras_tt.tensorize import tensorize
+
+# Export to TFLite/LiteRT (needs the `ai-edge-litert` package at call time).
+from keras_tt.export import export_tflite, inspect_tflite
+
 __all__ = [
+    "CompressionReport",
+    "LayerRecord",
+    "TTDecomposition",
     "TTDense",
     "TTVarianceScaling",
     "auto_modes",
     "contraction_plan",
+    "export_tflite",
     "full_matrix",
+    "inspect_tflite",
     "max_tt_ranks",
+    "model_report",
+    "tensorize",
+    "tt_error",
     "tt_matmul",
+    "tt_round",
+    "tt_svd",
 ]

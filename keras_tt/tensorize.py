@@ -12,7 +12,7 @@ import dataclasses
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -457,7 +457,9 @@ def tensorize(
         modes: ``None`` for automatic modes (`keras_tt.auto_modes`), a pair
             ``(in_modes, out_modes)`` for every selected layer, or a dict
             ``{layer name: (in_modes, out_modes)}``.
-        verbose: 0 for silence, 1 for a progress bar and the printed report.
+        verbose: 0 for silence; 1 for a progress bar (one step per
+            truncation) and the printed report; 2 for the report and a
+            one-line progress summary, as in `fit`.
 
     Returns:
         A new, built `keras.Model` with the ``tensorize_report`` attribute.
@@ -521,6 +523,15 @@ def tensorize(
                 else "."
             )
         )
+    if isinstance(modes, dict):
+        known = {n for n, _, _ in selected} | {l.name for _, l, _ in selected}
+        unknown = sorted(str(key) for key in modes if key not in known)
+        if unknown:
+            raise ValueError(
+                f"Received an invalid value for `modes`: {unknown} are not "
+                f"among the selected Dense layers {sorted(known)}. "
+                f"Received: modes={modes!r}"
+            )
     plans = [
         _plan(name, layer, settings, tt_rank, rel_error, target_ratio, modes)
         for name, layer, settings in selected
@@ -528,8 +539,11 @@ def tensorize(
 
     # 3. Decompose the kernels into new TTDense layers.
     steps = sum(max(1, len(p.in_modes) - 1) for p in plans)
-    progbar = keras.utils.Progbar(steps, verbose=verbose, unit_name="step") \
-        if verbose else None
+    progbar = (
+        keras.utils.Progbar(steps, verbose=verbose, unit_name="step")
+        if verbose
+        else None
+    )
     done = [0]
 
     def advance(_):
@@ -548,6 +562,16 @@ def tensorize(
             advance(None)
         replacements[id(plan.layer)] = new_layer
         errors[id(plan.layer)] = decomposition.rel_error
+        if new_layer.compression_ratio < 1:
+            warnings.warn(
+                f"Layer '{plan.name}': its TT-cores hold "
+                f"{new_layer.num_core_params:,} parameters, more than the "
+                f"{new_layer.input_dim * new_layer.units:,} of the dense "
+                f"kernel, at TT-ranks {new_layer.tt_ranks}. Use a lower "
+                "`tt_rank`, a larger `rel_error` or `target_ratio`.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     # 4. Clone the model, swapping in the TTDense layers.
     copied = []
@@ -597,8 +621,10 @@ def _plan(name, layer, settings, tt_rank, rel_error, target_ratio, modes):
             "`target_ratio`, to `tensorize` or in the layer's settings. "
             "Received: tt_rank=None, rel_error=None, target_ratio=None"
         )
-    layer_modes = modes.get(name, modes.get(layer.name)) \
-        if isinstance(modes, dict) else modes
+    if isinstance(modes, dict):
+        layer_modes = modes.get(name, modes.get(layer.name))
+    else:
+        layer_modes = modes
     in_modes = settings.get("in_modes")
     out_modes = settings.get("out_modes")
     if layer_modes is not None and in_modes is None and out_modes is None:
@@ -609,8 +635,9 @@ def _plan(name, layer, settings, tt_rank, rel_error, target_ratio, modes):
         in_modes, out_modes = _resolve_layer_modes(units, input_dim,
                                                    in_modes, out_modes)
     except ValueError as error:
-        raise ValueError(f"Layer '{name}' ({input_dim}x{units}): {error}") \
-            from None
+        raise ValueError(
+            f"Layer '{name}' ({input_dim}x{units}): {error}"
+        ) from None
     if layer_ratio is not None:
         layer_rank = _rank_for_ratio(name, input_dim, units, in_modes,
                                      out_modes, layer_ratio)

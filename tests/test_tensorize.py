@@ -1,18 +1,22 @@
 """The tensorize pass, TTDense.from_dense and the report."""
 
+import importlib.util
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-import keras_tt.tensorize as tensorize_module
 from keras_tt.decomposition import tt_error
 from keras_tt.layers import TTDense
 from keras_tt.report import CompressionReport, model_report
-from keras_tt.tensorize import tensorize
+from keras_tt.tensorize import DEFAULT_MIN_PARAMS, tensorize
 
 FULL_RANK = 10_000  # Larger than any useful rank here: exact decompositions.
+
+# At full rank the cores outgrow the kernel; that warning has its own test.
+pytestmark = pytest.mark.filterwarnings("ignore:Layer '[^']*'. its TT-cores hold")
 
 
 def dense(units, name, activation=None):
@@ -93,6 +97,18 @@ def test_tensorize_keeps_unselected_weights():
     new_kernel.assign(new_kernel.numpy() + 1.0)
     np.testing.assert_array_equal(model.get_layer("fc2").kernel.numpy(),
                                   original)
+
+
+def test_a_tensorized_model_can_be_tensorized_again():
+    model = mlp()
+    first = tensorize(model, tt_rank=FULL_RANK, layers=["fc1"], verbose=0)
+    second = tensorize(first, tt_rank=FULL_RANK, layers=["fc2"], verbose=0)
+    assert second.get_layer("fc1") is not first.get_layer("fc1")
+    for core, old in zip(second.get_layer("fc1").cores,
+                         first.get_layer("fc1").cores):
+        np.testing.assert_array_equal(core.numpy(), old.numpy())
+    assert isinstance(second.get_layer("fc2"), TTDense)
+    assert_same_outputs(model, second, inputs_for(model))
 
 
 def test_bias_activation_and_kernel_carried_over():
@@ -235,6 +251,13 @@ def test_target_ratio_picks_the_largest_rank_that_compresses_enough(ratio):
                          in_modes=record.in_modes, out_modes=record.out_modes)
         bigger.build((None, record.input_dim))
         assert bigger.compression_ratio < ratio
+
+
+def test_warns_when_the_cores_are_larger_than_the_kernel():
+    model = mlp(input_dim=64, hidden=64)
+    with pytest.warns(UserWarning, match=r"Layer 'fc1': its TT-cores hold "
+                      r"[\d,]+ parameters, more than the 4,096"):
+        tensorize(model, tt_rank=FULL_RANK, layers=["fc1"], verbose=0)
 
 
 def test_per_layer_settings():
@@ -414,6 +437,8 @@ def test_from_dense_errors():
     ({"tt_rank": 2, "min_params": -1}, r"Received: min_params=-1"),
     ({"tt_rank": 2, "verbose": 5}, r"Received: verbose=5"),
     ({"tt_rank": 2, "modes": "4x4"}, r"`modes`.*Received: modes='4x4'"),
+    ({"tt_rank": 2, "layers": ["fc1"], "modes": {"fc9": ((6, 8), (5, 8))}},
+     r"`modes`: \['fc9'\] are not among the selected Dense layers"),
     ({"tt_rank": 2, "layers": ["fc1"], "modes": ((5, 10), (8, 5))},
      r"Layer 'fc1' \(48x40\).*product equals 48"),
     ({"tt_rank": (2, 2, 2), "layers": ["fc1"]},
@@ -448,7 +473,25 @@ def test_bad_models():
 
 
 def test_module_exports():
-    assert tensorize_module.DEFAULT_MIN_PARAMS == 128 * 128
+    assert DEFAULT_MIN_PARAMS == 128 * 128
     assert math.isclose(
         model_report(keras.Sequential([keras.Input((4,)), dense(2, "d")]))
         .compression, 1.0)
+
+
+# ------------------------------------------------------------------ example
+
+
+def test_compress_mnist_example_recovers_accuracy(mnist_dir):
+    path = Path(__file__).resolve().parents[1] / "examples" / "compress_mnist.py"
+    spec = importlib.util.spec_from_file_location("compress_mnist", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    results = example.run(data_path=mnist_dir, epochs=1, finetune_epochs=1,
+                          verbose=0)
+    assert "8,000/2,000" in results["data"]
+    assert results["dense_accuracy"] > 0.85
+    assert results["finetuned_accuracy"] > results["tt_svd_accuracy"]
+    assert results["finetuned_accuracy"] > 0.8
+    assert results["ranks"] == (1, 16, 16, 16, 1)
+    assert results["layer_compression"] == pytest.approx(490_000 / 14_960)
