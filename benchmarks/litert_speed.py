@@ -60,16 +60,21 @@ def build_pair(spec, seed=0):
     for kind in ("tt", "dense"):
         keras.utils.set_random_seed(seed)
         inputs = keras.Input((spec["input_dim"],))
+        # Random biases: zero ones could be folded away by the converter.
+        bias = "random_normal"
         if kind == "tt":
-            layer = TTDense(spec["units"], **spec["tt"], name="fc")
+            layer = TTDense(spec["units"], **spec["tt"], bias_initializer=bias,
+                            name="fc")
         else:
-            layer = keras.layers.Dense(spec["units"], name="fc")
+            layer = keras.layers.Dense(spec["units"], bias_initializer=bias,
+                                       name="fc")
         activation = "relu" if spec["head"] else None
         x = layer(inputs)
         if activation:
             x = keras.layers.Activation(activation)(x)
         if spec["head"]:
-            x = keras.layers.Dense(spec["head"], name="head")(x)
+            x = keras.layers.Dense(spec["head"], bias_initializer=bias,
+                                   name="head")(x)
         models.append(keras.Model(inputs, x, name=f"{kind}_model"))
     return tuple(models)
 

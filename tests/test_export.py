@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import keras_tt
+from keras_tt.datasets import load_mnist
 from keras_tt.export import (
     UnsupportedOpError,
     VerificationError,
@@ -296,7 +297,7 @@ def test_paper_layer_25088_to_4096_rank_4(tmp_path):
 
 
 def test_int8_mnist_tt_model_loses_at_most_one_point(mnist_dir, tmp_path):
-    data = keras_tt.datasets.load_mnist(mnist_dir)
+    data = load_mnist(mnist_dir)
     x_train = data.x_train.reshape(-1, 784).astype("float32") / 255.0
     x_test = data.x_test.reshape(-1, 784).astype("float32") / 255.0
     assert len(x_test) == 2000  # the held-out part of the 10k test set
@@ -400,14 +401,42 @@ def test_non_builtin_op_is_named_with_its_layer_and_no_file_is_written(
     assert os.listdir(tmp_path) == ["m.tflite"]
 
 
-def test_float32_mismatch_fails_verification_and_writes_nothing(tmp_path):
-    with pytest.raises(VerificationError, match=r"relative error"):
-        export_tflite(_small_model(), tmp_path / "m.tflite", tolerance=0.0,
-                      validation_data=np.full((4, 64), 0.37, "float32"),
-                      verbose=False)
-    # A tolerance of 0 can only pass when XNNPACK and the reference kernels
-    # both reproduce TensorFlow bit for bit; they do not here.
+def test_non_builtin_op_inside_a_nested_model_names_the_inner_layer(tmp_path):
+    block = keras.Sequential([keras.Input((32,)), keras.layers.Dense(16),
+                              Digamma(name="inner_special")], name="block")
+    inputs = keras.Input((64,))
+    x = keras_tt.TTDense(32, 2, in_modes=(8, 8), out_modes=(4, 8))(inputs)
+    model = keras.Model(inputs, block(x))
+    with pytest.raises(UnsupportedOpError, match=r"from layer 'inner_special'"):
+        export_tflite(model, tmp_path / "m.tflite", verbose=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_mismatch_with_keras_fails_verification_and_writes_nothing(
+        tmp_path, monkeypatch):
+    from keras_tt.export import tflite as tflite_module
+
+    true_outputs = tflite_module._keras_outputs
+
+    def off_by_one_percent(model, arrays):
+        return [1.01 * y for y in true_outputs(model, arrays)]
+
+    monkeypatch.setattr(tflite_module, "_keras_outputs", off_by_one_percent)
+    with pytest.raises(VerificationError, match=r"relative error 0\.0099.* > 1e-05"):
+        export_tflite(_small_model(), tmp_path / "m.tflite", verbose=False)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_several_outputs_are_all_compared(as_dict, tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64,))
+    x = keras_tt.TTDense(32, 2, in_modes=(8, 8), out_modes=(4, 8))(inputs)
+    heads = {"z_scores": keras.layers.Dense(3)(x), "a_logits": keras.layers.Dense(5)(x)}
+    model = keras.Model(inputs, heads if as_dict else list(heads.values()))
+    report = export_tflite(model, tmp_path / "m.tflite", verbose=False)
+    assert len(report.info.outputs) == 2
+    assert report.relative_error <= 1e-5
 
 
 def test_inspect_rejects_other_files(tmp_path):
@@ -430,6 +459,9 @@ def test_report_text_lists_size_ops_versions_and_runtime(tmp_path):
     assert f"Minimum runtime version: {report.min_runtime_version}" in text
     assert "xnnpack" in text and "reference" in text
     assert str(inspect_tflite(tmp_path / "m.tflite")).startswith("File: ")
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"")
+    assert os.stat(tmp_path / "m.tflite").st_mode == os.stat(plain).st_mode
 
 
 def test_export_keras_file(tmp_path):

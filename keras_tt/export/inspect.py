@@ -135,7 +135,10 @@ class TFLiteInfo:
             )
         )
         if self.builtin_only:
-            lines.append("Builtin ops only: yes (no Flex delegate or custom op needed)")
+            lines.append(
+                "Builtin ops only: yes (runs on the stock LiteRT runtime, "
+                "no TF-ops delegate)"
+            )
         else:
             lines.append(
                 "Builtin ops only: NO, needs custom ops "

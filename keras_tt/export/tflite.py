@@ -10,9 +10,11 @@ checked in the LiteRT interpreter, and only then moved into place.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import tempfile
+import warnings
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -261,6 +263,15 @@ def _batches(data, batch_size=None) -> list[list[np.ndarray]]:
 # -------------------------------------------------------------- conversion
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
 def _make_converter(model, specs, quantization, batches, io_dtype):
     import tensorflow as tf
 
@@ -272,8 +283,17 @@ def _make_converter(model, specs, quantization, batches, io_dtype):
 
     concrete = serve.get_concrete_function()
     # Without a trackable object the converter freezes the variables into
-    # constants, so MatMuls against them lower to FULLY_CONNECTED.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    # constants, so MatMuls against them lower to FULLY_CONNECTED; with one,
+    # they stay resource variables (VAR_HANDLE / READ_VARIABLE, BATCH_MATMUL)
+    # and int8 calibration fails. The converter logs a deprecation notice
+    # for this choice, which is dropped here.
+    absl_logger = logging.getLogger("absl")
+    notice = _DropMessage("trackable_obj")
+    absl_logger.addFilter(notice)
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    finally:
+        absl_logger.removeFilter(notice)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -306,11 +326,13 @@ def _layer_names(model) -> list[str]:
 def _layer_of(scope: str, layer_names: Sequence[str]) -> str | None:
     """The innermost Keras layer whose name scope appears in ``scope``."""
     found = None
-    for part in scope.split("/"):
-        for name in layer_names:
-            if re.fullmatch(re.escape(name) + r"(_\d+)?", part):
-                if found is None or part == name or len(name) > len(found):
-                    found = name
+    for part in scope.split("/")[:-1]:  # the last part names the op
+        matches = [
+            name for name in layer_names
+            if re.fullmatch(re.escape(name) + r"(_\d+)?", part)
+        ]
+        if matches:
+            found = max(matches, key=len)
     return found
 
 
@@ -373,7 +395,7 @@ def _raise_unsupported(error, model, quantization):
 # ------------------------------------------------------------ verification
 
 
-def _samples(specs, validation_data, batches, quantization):
+def _samples(specs, validation_data, batches):
     """Inputs (list of arrays), labels or None, and a description."""
     labels = None
     if validation_data is not None:
@@ -394,51 +416,49 @@ def _samples(specs, validation_data, batches, quantization):
     return arrays, None, "random normal inputs"
 
 
-def _keras_outputs(model, arrays, batch_size):
+def _keras_outputs(model, arrays):
+    """The Keras model's outputs, flattened in the order the converter uses."""
     import keras
+    import tensorflow as tf
 
-    outputs = []
+    chunks = []
     step = 256
     for start in range(0, len(arrays[0]), step):
         part = [a[start:start + step] for a in arrays]
         out = model(part[0] if len(part) == 1 else part, training=False)
-        outputs.append(keras.ops.convert_to_numpy(_first(out)))
-    return np.concatenate(outputs).astype(np.float32)
+        chunks.append([keras.ops.convert_to_numpy(o) for o in tf.nest.flatten(out)])
+    return [np.concatenate(c).astype(np.float32) for c in zip(*chunks)]
 
 
-def _first(out):
-    if isinstance(out, dict):
-        return next(iter(out.values()))
-    if isinstance(out, (list, tuple)):
-        return out[0]
-    return out
+def _as_list(outputs):
+    return outputs if isinstance(outputs, list) else [outputs]
 
 
 def _compare(path, arrays, reference, batch_size, runtime):
+    """Compare at batch 1 and a larger batch (or the fixed batch)."""
     runner = TFLiteRunner(path, runtime=runtime)
     checks = []
     n = len(arrays[0])
     sizes = [batch_size] if batch_size else sorted({1, max(2, min(n, 16))})
     for size in sizes:
         part = [np.resize(a, (size,) + a.shape[1:]) for a in arrays]
-        expected = np.resize(reference, (size,) + reference.shape[1:])
-        got = runner(part)
-        got = got[0] if isinstance(got, list) else got
-        if got.shape != expected.shape:
+        expected = [np.resize(r, (size,) + r.shape[1:]) for r in reference]
+        got = _as_list(runner(part))
+        shapes = [g.shape for g in got], [e.shape for e in expected]
+        if shapes[0] != shapes[1]:
             raise VerificationError(
-                f"The LiteRT output has shape {got.shape}, Keras {expected.shape} "
-                f"(runtime={runtime}, batch {size})."
+                f"The LiteRT output shapes {shapes[0]} differ from Keras's "
+                f"{shapes[1]} (runtime={runtime}, batch {size})."
             )
-        diff = got.astype(np.float64) - expected.astype(np.float64)
-        norm = float(np.linalg.norm(expected.astype(np.float64)))
-        relative = float(np.linalg.norm(diff)) / (norm if norm > 0 else 1.0)
-        checks.append(Comparison(runtime, size, relative, float(np.max(np.abs(diff)))))
-    if not batch_size:
-        full = runner.predict(arrays, batch_size=max(sizes))
-    else:
-        full = runner.predict(arrays)
-    full = full[0] if isinstance(full, list) else full
-    return checks, full
+        relative, max_abs = 0.0, 0.0
+        for g, e in zip(got, expected):
+            diff = g.astype(np.float64) - e.astype(np.float64)
+            norm = float(np.linalg.norm(e.astype(np.float64)))
+            relative = max(relative, float(np.linalg.norm(diff)) / (norm or 1.0))
+            max_abs = max(max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0)
+        checks.append(Comparison(runtime, size, relative, max_abs))
+    full = runner.predict(arrays, batch_size=max(sizes))
+    return checks, _as_list(full)
 
 
 # ------------------------------------------------------------------ export
@@ -486,7 +506,8 @@ def export_tflite(
             array of samples (each used as a batch of one), an iterable of
             batches (arrays, or lists of arrays for several inputs), or a
             callable returning such an iterable. A few hundred samples
-            suffice.
+            suffice. With the other modes it only supplies the verification
+            samples.
         batch_size: ``None`` for a resizable batch axis (the default), or a
             fixed batch size.
         io_dtype: for ``"int8"``, ``"float32"`` inputs and outputs (the
@@ -557,7 +578,12 @@ def export_tflite(
     # 1. Convert with builtin ops only; name the ops and layers that block it.
     converter = _make_converter(model, specs, quantization, batches, io_dtype)
     try:
-        content = converter.convert()
+        with warnings.catch_warnings():
+            # Emitted by the frozen-graph path for every int8 model; the
+            # calibration supplies the statistics it asks for.
+            warnings.filterwarnings(
+                "ignore", message="Statistics for quantized inputs were expected")
+            content = converter.convert()
     except Exception as error:  # tf.lite's ConverterError is not public.
         if type(error).__name__ != "ConverterError":
             raise
@@ -578,8 +604,8 @@ def export_tflite(
             )
 
         # 4. Run it in the interpreter and compare with Keras.
-        arrays, labels, source = _samples(specs, validation_data, batches, quantization)
-        reference = _keras_outputs(model, arrays, batch_size)
+        arrays, labels, source = _samples(specs, validation_data, batches)
+        reference = _keras_outputs(model, arrays)
         comparisons, tflite_outputs = [], None
         for runtime in RUNTIMES:
             try:
@@ -606,10 +632,13 @@ def export_tflite(
         keras_accuracy = tflite_accuracy = None
         if labels is not None:
             labels = labels.reshape(-1)
-            keras_accuracy = float(np.mean(np.argmax(reference, -1) == labels))
-            tflite_accuracy = float(np.mean(np.argmax(tflite_outputs, -1) == labels))
+            keras_accuracy = float(np.mean(np.argmax(reference[0], -1) == labels))
+            tflite_accuracy = float(np.mean(np.argmax(tflite_outputs[0], -1) == labels))
 
-        # 5. Move into place.
+        # 5. Move into place, with the permissions of a newly created file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_path, 0o666 & ~umask)
         os.replace(temp_path, path)
     except BaseException:
         if os.path.exists(temp_path):
