@@ -27,6 +27,10 @@ named ``mnist_study_quick.*`` so it never overwrites the full results):
 * ``mnist_study_runs.csv``: one row per (configuration, seed) run;
 * ``mnist_study.png``: held-out error against layer parameters, log-x.
 
+The full study's defaults (6 epochs, 3 seeds, TT-ranks 1, 2, 4, 8, low
+ranks 1, 2, 4, 8, 16, Adam at 3e-3, batch 100) take about 15 minutes on
+2 shared CPU cores; a 28-minute budget drops seeds that would not fit.
+
 Usage::
 
     python examples/mnist_study.py       # full study, under 30 min on 2 CPU cores
@@ -44,6 +48,7 @@ import os
 import re
 import statistics
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -51,13 +56,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-try:
-    import keras_tt  # noqa: E402
-except ImportError:  # Run from a checkout without `pip install -e .`.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import keras_tt  # noqa: E402
-
 import keras  # noqa: E402
+
+import keras_tt  # noqa: E402
 
 from keras_tt.datasets import load_mnist  # noqa: E402
 
@@ -66,7 +67,10 @@ WIDTH = 1024
 DENSE_PARAMS = WIDTH * WIDTH
 NUM_TRAIN, NUM_HELD_OUT = 8000, 2000
 BATCH_SIZE = 100
-LEARNING_RATE = 1e-3
+# Adam's rate, the same for every model. 3e-3 rather than the usual 1e-3:
+# within a few epochs the TT layers train markedly better at 3e-3 and Dense
+# no worse.
+LEARNING_RATE = 3e-3
 AUTHORS_ACCURACY = 98.4  # 4x8x8x4, all TT-ranks 8, full MNIST (authors' code).
 
 # Tensorisation shapes of the 1024 x 1024 matrix: (in_modes, out_modes).
@@ -78,7 +82,7 @@ SHAPES = {
 }
 FULL_TT_RANKS = (1, 2, 4, 8)
 FULL_LOW_RANKS = (1, 2, 4, 8, 16)
-FULL_EPOCHS, FULL_SEEDS = 4, 3
+FULL_EPOCHS, FULL_SEEDS = 6, 3
 FULL_BUDGET_MIN = 28.0
 QUICK_TT_RANKS, QUICK_LOW_RANKS = (2,), (1, 2)
 QUICK_NUM_TRAIN, QUICK_NUM_HELD_OUT = 1000, 500
@@ -203,7 +207,8 @@ def hidden_layer(config: Config) -> keras.layers.Layer:
     )
 
 
-def build_model(config: Config, jit_compile: bool = False) -> keras.Model:
+def build_model(config: Config, jit_compile: bool = False,
+                learning_rate: float = LEARNING_RATE) -> keras.Model:
     """``1024 -> hidden (ReLU) -> 10`` logits, compiled with Adam."""
     model = keras.Sequential(
         [keras.Input((WIDTH,)), hidden_layer(config),
@@ -211,7 +216,7 @@ def build_model(config: Config, jit_compile: bool = False) -> keras.Model:
         name=re.sub(r"[^A-Za-z0-9_.-]+", "_", config.label),
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(LEARNING_RATE),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=jit_compile,
@@ -307,7 +312,8 @@ class _EpochTimer(keras.callbacks.Callback):
 
 
 def train_one(config: Config, data: StudyData, seed: int, epochs: int,
-              jit_compile: bool = False) -> dict:
+              jit_compile: bool = False,
+              learning_rate: float = LEARNING_RATE) -> dict:
     """Train one configuration with one seed; return its measurements.
 
     ``epoch_seconds`` is the median epoch time without the first epoch,
@@ -315,7 +321,8 @@ def train_one(config: Config, data: StudyData, seed: int, epochs: int,
     epoch's time).
     """
     keras.utils.set_random_seed(seed)
-    model = build_model(config, jit_compile=jit_compile)
+    model = build_model(config, jit_compile=jit_compile,
+                        learning_rate=learning_rate)
     timer = _EpochTimer()
     model.fit(data.x_train, data.y_train, batch_size=BATCH_SIZE,
               epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
@@ -420,9 +427,10 @@ def markdown_table(rows: list[dict], description: str) -> str:
         kind = {"dense": "Dense", "tt": "TT", "lowrank": "Low-rank U V"}[row["kind"]]
         shape = (f"{row['shape']} (d={row['d']})" if row["kind"] == "tt"
                  else row["shape"])
-        accuracy = f"{row['accuracy_mean']:.2f} ± {row['accuracy_std']:.2f}"
+        accuracy = f"{row['accuracy_mean']:.2f}"
         if row["seeds"] > 1:
-            accuracy += f" [{row['accuracy_min']:.2f}-{row['accuracy_max']:.2f}]"
+            accuracy += (f" ± {row['accuracy_std']:.2f} "
+                         f"[{row['accuracy_min']:.2f}-{row['accuracy_max']:.2f}]")
         lines.append(
             f"| {kind} | {shape} | {_ranks_cell(row)} | {row['layer_params']:,} "
             f"| {row['compression']:,.1f}x | {accuracy} "
@@ -431,7 +439,7 @@ def markdown_table(rows: list[dict], description: str) -> str:
     return "\n".join(lines)
 
 
-def authors_comparison(rows: list[dict]) -> str:
+def authors_comparison(rows: list[dict], description: str) -> str:
     """Our 4x8x8x4 TT-rank-8 accuracy beside the authors' 98.4%."""
     ours = [r for r in rows if r["kind"] == "tt" and r["shape"] == "4x8x8x4"
             and r["rank"] == 8]
@@ -441,16 +449,18 @@ def authors_comparison(rows: list[dict]) -> str:
                 "part of this run.")
     row = ours[0]
     dense = [r for r in rows if r["kind"] == "dense"]
-    dense_text = (f" (our Dense baseline: {dense[0]['accuracy_mean']:.2f}%)"
+    dense_text = (f"; our Dense baseline reaches {dense[0]['accuracy_mean']:.2f}%"
                   if dense else "")
+    spread = f" ± {row['accuracy_std']:.2f}" if row["seeds"] > 1 else ""
     return (
         f"The authors' 4x8x8x4 TT layer with all ranks 8 reached "
-        f"{AUTHORS_ACCURACY}% on the full MNIST test set after training on "
-        "60,000 images; ours reaches "
-        f"{row['accuracy_mean']:.2f} ± {row['accuracy_std']:.2f}% on 2,000 "
-        f"held-out images after {row['epochs']} epochs on 8,000{dense_text}. "
-        "With 7.5x fewer training images and few epochs the gap is expected "
-        "and says nothing against the layer; compare the rows with each other."
+        f"{AUTHORS_ACCURACY}% on the full MNIST test set, trained on the "
+        "60,000 training images. Ours reaches "
+        f"{row['accuracy_mean']:.2f}{spread}% on the held-out images after "
+        f"{_plural(row['epochs'], 'epoch')}{dense_text} (data: {description}). "
+        "Far fewer training images and epochs account for much of the gap: "
+        "the rows here compare with each other, not with the paper's "
+        "figures."
     )
 
 
@@ -500,7 +510,11 @@ def plot(rows: list[dict], path: Path, description: str, settings: str) -> None:
     ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_xlabel("parameters in the hidden layer's weight matrix (log scale)")
     ax.set_ylabel("held-out error, % (log scale)")
-    ax.set_title(f"{description}\n{settings}; numbers: ranks", fontsize=9)
+    ax.set_title(
+        textwrap.fill(description, 120) + "\n"
+        + textwrap.fill(f"{settings}; point labels: ranks", 120),
+        fontsize=8.5,
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -524,7 +538,7 @@ def write_outputs(runs, out_dir: Path, stem: str, description: str,
         "# MNIST study: TT vs low-rank",
         settings + ".",
         markdown_table(rows, description),
-        authors_comparison(rows),
+        authors_comparison(rows, description),
         f"![held-out error against layer parameters]({paths['plot'].name})",
     ])
     paths["markdown"].write_text(text + "\n", encoding="utf-8")
@@ -533,6 +547,10 @@ def write_outputs(runs, out_dir: Path, stem: str, description: str,
 
 
 # ----------------------------------------------------------------------- main
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _positive(name: str, value) -> None:
@@ -547,6 +565,7 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
               seeds: int | None = None, epochs: int | None = None,
               tt_ranks=None, low_ranks=None, split_seed: int = 0,
               jit_compile: bool = False, time_budget: float | None = None,
+              learning_rate: float = LEARNING_RATE,
               log=print) -> dict:
     """Run the study and write its results to ``out_dir``.
 
@@ -558,7 +577,7 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
             epoch, one seed, TT-rank 2 for each shape, low ranks 1 and 2.
             Files are named ``mnist_study_quick.*``.
         seeds: number of seeds (``0 .. seeds - 1``); default 3 (1 if quick).
-        epochs: training epochs; default 4 (1 if quick).
+        epochs: training epochs; default 6 (1 if quick).
         tt_ranks: TT-ranks to sweep; default 1, 2, 4, 8 (2 if quick).
         low_ranks: inner dimensions of the low-rank baseline; default
             1, 2, 4, 8, 16 (1, 2 if quick).
@@ -566,6 +585,7 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
         jit_compile: compile the training step with XLA (all models alike).
             Off by default: on CPU the compilation costs more than it saves
             over a few epochs.
+        learning_rate: Adam's learning rate, the same for every model.
         time_budget: minutes the whole run may take, or ``None``. Before
             each seed after the first, the run stops if the time of the
             slowest seed so far would overrun the budget; the outputs then
@@ -574,14 +594,19 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
 
     Returns:
         A dict with ``rows`` (one summary dict per configuration), ``runs``
-        (one dict per run), ``paths`` (the files written), ``settings`` and
-        ``seconds`` (wall time).
+        (one dict per run), ``paths`` (the files written), ``settings``,
+        ``description`` (the data split) and ``seconds`` (wall time).
     """
     start = time.perf_counter()
     seeds = seeds if seeds is not None else (1 if quick else FULL_SEEDS)
     epochs = epochs if epochs is not None else (1 if quick else FULL_EPOCHS)
     _positive("seeds", seeds)
     _positive("epochs", epochs)
+    if not learning_rate > 0:
+        raise ValueError(
+            "Received an invalid value for `learning_rate`, expected a "
+            f"positive number. Received: learning_rate={learning_rate!r}"
+        )
     if time_budget is not None and not time_budget > 0:
         raise ValueError(
             "Received an invalid value for `time_budget`, expected a positive "
@@ -603,13 +628,15 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
     stem = "mnist_study_quick" if quick else "mnist_study"
     configs = study_configs(tt_ranks, low_ranks)
 
-    def settings(seeds_run):
+    def settings(seeds_run, stopped=False):
+        note = ""
+        if seeds_run < seeds:
+            note = (f" of {seeds} planned (stopped by the {time_budget:g}-min "
+                    "time budget)" if stopped else f" of {seeds} (run in progress)")
         return (
-            f"{'Quick smoke run: ' if quick else ''}{epochs} epoch(s), "
-            f"{seeds_run} seed(s)"
-            + (f" (of {seeds} planned; stopped by the {time_budget:g}-min "
-               "time budget)" if seeds_run < seeds else "")
-            + f", Adam lr {LEARNING_RATE:g}, batch {BATCH_SIZE}, "
+            f"{'Quick smoke run: ' if quick else ''}{_plural(epochs, 'epoch')}, "
+            f"{_plural(seeds_run, 'seed')}{note}, Adam lr {learning_rate:g}, "
+            f"batch {BATCH_SIZE}, "
             f"{'XLA-compiled' if jit_compile else 'graph-mode'} training on CPU"
         )
 
@@ -619,12 +646,16 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
         elapsed = time.perf_counter() - start
         if (time_budget is not None and seed_seconds
                 and elapsed + max(seed_seconds) > 60.0 * time_budget):
-            log(f"Stopping after {seed} seed(s): another would overrun the "
-                f"{time_budget:g}-min budget ({elapsed / 60:.1f} min used).")
+            log(f"Stopping after {_plural(seed, 'seed')}: another would "
+                f"overrun the {time_budget:g}-min budget ({elapsed / 60:.1f} "
+                "min used).")
+            result = write_outputs(runs, out_dir, stem, data.description,
+                                   settings(seed, stopped=True))
             break
         seed_start = time.perf_counter()
         for config in configs:
-            run = train_one(config, data, seed, epochs, jit_compile)
+            run = train_one(config, data, seed, epochs, jit_compile,
+                            learning_rate)
             runs.append(run)
             log(f"seed {seed} {config.label:<22} params {run['layer_params']:>9,} "
                 f"acc {100 * run['accuracy']:6.2f}%  "
@@ -636,7 +667,9 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
                                settings(seed + 1))
     seconds = time.perf_counter() - start
     log(f"Done in {seconds / 60:.1f} min; results in {out_dir}.")
-    return {**result, "runs": runs, "settings": settings(len(seed_seconds)),
+    stopped = len(seed_seconds) < seeds
+    return {**result, "runs": runs,
+            "settings": settings(len(seed_seconds), stopped),
             "seconds": seconds, "description": data.description}
 
 
@@ -693,6 +726,9 @@ def main(argv=None) -> int:
                         help="low-rank baseline ranks, e.g. 1,2,4,8,16 (the default)")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the shuffle before the split (default 0)")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
+                        help="Adam's learning rate for every model "
+                             "(default %(default)g)")
     parser.add_argument("--xla", action="store_true",
                         help="compile the training steps with XLA")
     parser.add_argument("--time-budget", type=float, default=None,
@@ -704,14 +740,14 @@ def main(argv=None) -> int:
         data_path=args.data, out_dir=args.out, quick=args.quick,
         seeds=args.seeds, epochs=args.epochs, tt_ranks=args.tt_ranks,
         low_ranks=args.low_ranks, split_seed=args.split_seed,
-        jit_compile=args.xla,
+        jit_compile=args.xla, learning_rate=args.learning_rate,
         time_budget=(args.time_budget if args.time_budget is not None
                      else None if args.quick else FULL_BUDGET_MIN),
     )
     print()
     print(markdown_table(result["rows"], result["description"]))
     print()
-    print(authors_comparison(result["rows"]))
+    print(authors_comparison(result["rows"], result["description"]))
     return 0
 
 

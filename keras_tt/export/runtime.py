@@ -38,7 +38,7 @@ def _as_input_list(x) -> list[np.ndarray]:
     if isinstance(x, dict):
         raise ValueError(
             "Received an invalid value for `x`, expected a NumPy array or a "
-            f"list of arrays (one per model input). Received: x of type dict"
+            "list of arrays (one per model input). Received: x of type dict"
         )
     return [np.asarray(x)]
 

@@ -558,7 +558,6 @@ def export_tflite(
     >>> report.quantization, report.info.builtin_only
     ('int8', True)
     """
-    import tensorflow as tf
 
     _check_arguments(quantization, representative_data, batch_size, io_dtype)
     if quantization == "float32":
