@@ -24,6 +24,27 @@ def median_seconds(fn, repeats: int = 50, warmup: int = 5, min_total: float = 0.
     return statistics.median(samples)
 
 
+def interleaved_median_seconds(fns, repeats: int = 50, warmup: int = 5,
+                               min_total: float = 0.0):
+    """Median wall times of several functions, timed in alternation.
+
+    Each round calls every function once, so a change in machine load hits
+    all of them alike and their ratios stay meaningful on a shared machine.
+    Returns one median per function, in order.
+    """
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    samples = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(samples[0]) < repeats or time.perf_counter() - start < min_total:
+        for fn, times in zip(fns, samples):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return [statistics.median(times) for times in samples]
+
+
 def format_table(headers, rows) -> str:
     """A plain-text table with columns padded to their widest cell."""
     cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]

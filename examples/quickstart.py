@@ -71,7 +71,7 @@ def kernel_params(model):
 
 def train(model, data, epochs, seed):
     keras.utils.set_random_seed(seed)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(flatten(data.x_train), data.y_train, epochs=epochs,
               batch_size=100, verbose=0)
