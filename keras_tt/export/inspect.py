@@ -14,6 +14,8 @@ from typing import Union
 
 import numpy as np
 
+from keras_tt.export._litert import import_litert
+
 PathOrBytes = Union[str, "os.PathLike[str]", bytes]
 
 # TFLite tensor types, by their schema number.
@@ -26,14 +28,7 @@ _TENSOR_TYPES = {
 
 
 def _schema():
-    try:
-        from ai_edge_litert import schema_py_generated
-    except ImportError as error:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "Reading .tflite files needs the LiteRT runtime: "
-            "`pip install ai-edge-litert` (or `pip install keras-tt[export]`)."
-        ) from error
-    return schema_py_generated
+    return import_litert("schema_py_generated", "Reading .tflite files")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,20 +16,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from keras_tt.export._litert import import_litert
+
 # XNNPACK is the interpreter's default CPU delegate; "reference" runs the
 # builtin kernels alone, as a runtime without XNNPACK would.
 RUNTIMES = ("xnnpack", "reference")
 
 
 def _interpreter_module():
-    try:
-        from ai_edge_litert import interpreter
-    except ImportError as error:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "Running .tflite files needs the LiteRT runtime: "
-            "`pip install ai-edge-litert` (or `pip install keras-tt[export]`)."
-        ) from error
-    return interpreter
+    return import_litert("interpreter", "Running .tflite files")
 
 
 def _as_input_list(x) -> list[np.ndarray]:
