@@ -317,3 +317,20 @@ def test_properties_need_a_built_layer():
     layer = TTDense(4, tt_rank=2)
     with pytest.raises(ValueError, match="`compression_ratio` is only known once the layer is built"):
         layer.compression_ratio
+
+
+@pytest.mark.parametrize(
+    "kwargs, input_dim, expected_in, expected_out",
+    [
+        ({"units": 11, "in_modes": (4, 4)}, 16, (4, 4), (4, 3)),
+        ({"units": 12, "out_modes": (3, 4)}, 13, (7, 2), (3, 4)),
+    ],
+)
+def test_one_side_given_splits_and_pads_the_other(
+    rng, kwargs, input_dim, expected_in, expected_out
+):
+    layer = TTDense(tt_rank=3, **kwargs)
+    x = rng.standard_normal((3, input_dim)).astype("float32")
+    y = keras.ops.convert_to_numpy(layer(x))
+    assert (layer.in_modes, layer.out_modes) == (expected_in, expected_out)
+    np.testing.assert_allclose(y, _reference_output(layer, x), rtol=1e-4, atol=1e-4)
