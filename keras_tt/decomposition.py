@@ -30,7 +30,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from keras_tt import modes as modes_lib
-from keras_tt.tt_matrix import check_cores, full_matrix, num_tt_params
+from keras_tt.tt_matrix import check_cores, full_matrix, num_tt_params, tt_shape
 
 # An unfolding at least this many times wider (or taller) than its small side
 # is split through the eigen-decomposition of its Gram matrix, which costs one
@@ -73,6 +73,23 @@ class TTDecomposition(Sequence):
     ranks: tuple
     rel_error: float
     norm: float
+
+    @classmethod
+    def from_truncation(cls, cores, discarded: float, norm: float):
+        """The result of truncating a matrix of norm ``norm`` to ``cores``.
+
+        ``discarded`` is the sum of the squared singular values dropped;
+        modes and ranks are read off the cores.
+        """
+        in_modes, out_modes, ranks = tt_shape(cores)
+        return cls(
+            cores=tuple(cores),
+            in_modes=in_modes,
+            out_modes=out_modes,
+            ranks=ranks,
+            rel_error=math.sqrt(discarded) / norm if norm > 0 else 0.0,
+            norm=norm,
+        )
 
     def __len__(self) -> int:
         return len(self.cores)
@@ -357,15 +374,7 @@ def tt_svd(
         if callback is not None:
             callback(k)
     cores.append(remainder.reshape(ranks[-1], in_modes[-1], out_modes[-1], 1))
-    ranks.append(1)
-    return TTDecomposition(
-        cores=tuple(cores),
-        in_modes=in_modes,
-        out_modes=out_modes,
-        ranks=tuple(ranks),
-        rel_error=math.sqrt(discarded) / norm if norm > 0 else 0.0,
-        norm=norm,
-    )
+    return TTDecomposition.from_truncation(cores, discarded, norm)
 
 
 def _sum_of_squares(array) -> float:
@@ -429,8 +438,6 @@ def tt_round(
     dtype = np.result_type(*arrays)
     arrays = [a.astype(dtype, copy=False) for a in arrays]
     num_cores = len(arrays)
-    in_modes = tuple(a.shape[1] for a in arrays)
-    out_modes = tuple(a.shape[2] for a in arrays)
     caps = _check_max_rank(max_rank, num_cores)
     eps = check_rel_error(rel_error)
 
@@ -446,7 +453,7 @@ def tt_round(
     if eps is not None and num_cores > 1:
         budget = (eps * norm) ** 2 / (num_cores - 1)
 
-    discarded, ranks = 0.0, [1]
+    discarded = 0.0
     for k in range(num_cores - 1):
         r, n, m, s = arrays[k].shape
         cap = None if caps is None else caps[k]
@@ -457,16 +464,7 @@ def tt_round(
         rank = left.shape[1]
         arrays[k] = left.reshape(r, n, m, rank)
         arrays[k + 1] = np.einsum("ar,rnms->anms", right, arrays[k + 1])
-        ranks.append(rank)
-    ranks.append(1)
-    return TTDecomposition(
-        cores=tuple(arrays),
-        in_modes=in_modes,
-        out_modes=out_modes,
-        ranks=tuple(ranks),
-        rel_error=math.sqrt(discarded) / norm if norm > 0 else 0.0,
-        norm=norm,
-    )
+    return TTDecomposition.from_truncation(arrays, discarded, norm)
 
 
 def tt_error(cores: Sequence, matrix) -> float:
