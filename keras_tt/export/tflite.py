@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_tt.export.inspect import TFLiteInfo, inspect_tflite
 from keras_tt.export.runtime import RUNTIMES, TFLiteRunner
+from keras_tt.report import iter_layers
 
 QUANTIZATIONS = (None, "float32", "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "int8")
@@ -314,13 +315,7 @@ def _make_converter(model, specs, quantization, batches, io_dtype):
 
 
 def _layer_names(model) -> list[str]:
-    names = []
-    stack = list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        names.append(layer.name)
-        stack.extend(getattr(layer, "layers", []) or [])
-    return names
+    return [layer.name for _, layer in iter_layers(model)]
 
 
 def _layer_of(scope: str, layer_names: Sequence[str]) -> str | None:
