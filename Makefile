@@ -1,27 +1,63 @@
 # Two commands for a fresh machine:
 #   make demo   creates .venv, installs keras_tt, runs examples/quickstart.py
 #   make test   creates .venv, installs keras_tt with test extras, runs pytest
+# Slower suites have their own targets; `make ci` runs everything CI runs.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
 STAMP := $(VENV)/.keras_tt-installed
+EXTRAS_STAMP := $(VENV)/.keras_tt-extras-installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint format test-zoo test-backends test-tfmot verify-arm64 \
+	bench ci clean
 
-$(STAMP): setup.py
+$(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,examples]"
 	touch $(STAMP)
 
+# JAX, PyTorch (CPU build), tf_keras + tfmot and keras-hub for the slow suites.
+$(EXTRAS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,examples,backends,tfmot,zoo]"
+	touch $(EXTRAS_STAMP)
+
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PYTEST)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+# Whole architectures (keras.applications, keras_hub backbones, ...).
+test-zoo: $(EXTRAS_STAMP)
+	$(PYTEST) -m zoo -p no:doctest tests
+
+# The layer tests on the JAX and PyTorch backends, one process each.
+test-backends: $(EXTRAS_STAMP)
+	KERAS_BACKEND=jax $(PYTEST) -m multibackend -p no:doctest tests
+	KERAS_BACKEND=torch $(PYTEST) -m multibackend -p no:doctest tests
+
+# tf_keras layers and tensorflow-model-optimization, in their own process.
+test-tfmot: $(EXTRAS_STAMP)
+	$(PYTEST) -m tfmot -p no:doctest tests
+
+# Exported files on ARM64 LiteRT kernels under qemu user-mode emulation.
+verify-arm64: $(STAMP)
+	bash tools/verify_arm64.sh --exports
 
 bench: $(STAMP)
 	$(PY) benchmarks/layer_speed.py
+
+ci: lint test test-zoo test-backends test-tfmot verify-arm64
 
 clean:
 	rm -rf $(VENV) build *.egg-info

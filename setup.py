@@ -30,7 +30,19 @@ setup(
     extras_require={
         "export": ["ai-edge-litert>=2.3"],
         "examples": ["matplotlib>=3.7"],
-        "test": ["pytest>=8", "ai-edge-litert>=2.3", "matplotlib>=3.7"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "ai-edge-litert>=2.3",
+            "matplotlib>=3.7",
+            "ruff>=0.6",
+        ],
+        # Other Keras backends (CPU builds).
+        "backends": ["jax>=0.4.30", "torch==2.13.0"],
+        # tf_keras layers and tensorflow-model-optimization.
+        "tfmot": ["tf_keras>=2.16", "tensorflow-model-optimization>=0.8"],
+        # Whole-architecture tests: keras_hub backbones built from configs.
+        "zoo": ["keras-hub>=0.20"],
     },
     entry_points={"console_scripts": ["keras-tt=keras_tt.cli:main"]},
     classifiers=[
