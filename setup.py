@@ -3,11 +3,14 @@
 import re
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_packages
+from setuptools import setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(
-    r'^__version__ = "([^"]+)"', (HERE / "keras_tt" / "__init__.py").read_text(), re.M
+    r'^__version__ = "([^"]+)"',
+    (HERE / "keras_tt" / "__init__.py").read_text(),
+    re.M,
 ).group(1)
 
 setup(

@@ -28,9 +28,11 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.timing import format_table, median_seconds  # noqa: E402
+from benchmarks.timing import format_table  # noqa: E402
+from benchmarks.timing import median_seconds  # noqa: E402
 from keras_tt import TTDense  # noqa: E402
-from keras_tt.export import TFLiteRunner, export_tflite  # noqa: E402
+from keras_tt.export import TFLiteRunner  # noqa: E402
+from keras_tt.export import export_tflite  # noqa: E402
 from keras_tt.export.inspect import format_bytes  # noqa: E402
 
 # name: (input width, TTDense arguments and units, hidden head or None)
@@ -63,18 +65,21 @@ def build_pair(spec, seed=0):
         # Random biases: zero ones could be folded away by the converter.
         bias = "random_normal"
         if kind == "tt":
-            layer = TTDense(spec["units"], **spec["tt"], bias_initializer=bias,
-                            name="fc")
+            layer = TTDense(
+                spec["units"], **spec["tt"], bias_initializer=bias, name="fc"
+            )
         else:
-            layer = keras.layers.Dense(spec["units"], bias_initializer=bias,
-                                       name="fc")
+            layer = keras.layers.Dense(
+                spec["units"], bias_initializer=bias, name="fc"
+            )
         activation = "relu" if spec["head"] else None
         x = layer(inputs)
         if activation:
             x = keras.layers.Activation(activation)(x)
         if spec["head"]:
-            x = keras.layers.Dense(spec["head"], bias_initializer=bias,
-                                   name="head")(x)
+            x = keras.layers.Dense(
+                spec["head"], bias_initializer=bias, name="head"
+            )(x)
         models.append(keras.Model(inputs, x, name=f"{kind}_model"))
     return tuple(models)
 
@@ -92,9 +97,12 @@ def export_pair(spec, folder, mode, seed=0):
     for kind, model in zip(("tt", "dense"), build_pair(spec, seed)):
         path = os.path.join(folder, f"{spec['input_dim']}_{kind}_{mode}.tflite")
         report = export_tflite(
-            model, path, quantization=quantization,
+            model,
+            path,
+            quantization=quantization,
             representative_data=data if quantization == "int8" else None,
-            validation_data=data[:4], verbose=False,
+            validation_data=data[:4],
+            verbose=False,
         )
         out[kind] = (path, report, model.count_params())
         del model
@@ -106,8 +114,9 @@ def latency_seconds(path, input_dim, threads=1, batch=1, min_seconds=2.0):
     """Median time of one invoke at ``batch``, XNNPACK on, ``threads`` threads."""
     runner = TFLiteRunner(path, num_threads=threads)
     runner.set_inputs(calibration_data(input_dim, n=batch, seed=2))
-    return median_seconds(runner.interpreter.invoke, repeats=20, warmup=3,
-                          min_total=min_seconds)
+    return median_seconds(
+        runner.interpreter.invoke, repeats=20, warmup=3, min_total=min_seconds
+    )
 
 
 def run(models, modes, min_seconds, folder):
@@ -121,35 +130,68 @@ def run(models, modes, min_seconds, folder):
             # Alternate the two models so load on the machine hits both alike.
             tt_times, dense_times = [], []
             for _ in range(3):
-                dense_times.append(latency_seconds(dense_path, spec["input_dim"],
-                                                   min_seconds=min_seconds / 3))
-                tt_times.append(latency_seconds(tt_path, spec["input_dim"],
-                                                min_seconds=min_seconds / 3))
+                dense_times.append(
+                    latency_seconds(
+                        dense_path,
+                        spec["input_dim"],
+                        min_seconds=min_seconds / 3,
+                    )
+                )
+                tt_times.append(
+                    latency_seconds(
+                        tt_path, spec["input_dim"], min_seconds=min_seconds / 3
+                    )
+                )
             t_tt, t_dense = sorted(tt_times)[1], sorted(dense_times)[1]
-            rows.append([
-                spec["title"], mode,
-                f"{1000 * t_dense:.3f}", f"{1000 * t_tt:.3f}",
-                f"{t_dense / t_tt:.1f}x",
-                format_bytes(dense_report.file_size), format_bytes(tt_report.file_size),
-                f"{dense_report.file_size / tt_report.file_size:,.0f}x",
-                f"{dense_params / tt_params:,.0f}x",
-                tt_report.min_runtime_version,
-            ])
+            rows.append(
+                [
+                    spec["title"],
+                    mode,
+                    f"{1000 * t_dense:.3f}",
+                    f"{1000 * t_tt:.3f}",
+                    f"{t_dense / t_tt:.1f}x",
+                    format_bytes(dense_report.file_size),
+                    format_bytes(tt_report.file_size),
+                    f"{dense_report.file_size / tt_report.file_size:,.0f}x",
+                    f"{dense_params / tt_params:,.0f}x",
+                    tt_report.min_runtime_version,
+                ]
+            )
             print(f"  done: {spec['title']}, {mode}", flush=True)
             for path in (tt_path, dense_path):
                 os.remove(path)
-    headers = ["model", "mode", "dense ms", "TT ms", "speed-up",
-               "dense file", "TT file", "file ratio", "param ratio", "TT min runtime"]
+    headers = [
+        "model",
+        "mode",
+        "dense ms",
+        "TT ms",
+        "speed-up",
+        "dense file",
+        "TT file",
+        "file ratio",
+        "param ratio",
+        "TT min runtime",
+    ]
     return format_table(headers, rows)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--modes", nargs="+", default=["float32", "int8"],
-                        choices=["float32", "float16", "dynamic", "int8"])
-    parser.add_argument("--min-seconds", type=float, default=2.0,
-                        help="time spent measuring each model (default 2)")
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODELS), choices=list(MODELS)
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["float32", "int8"],
+        choices=["float32", "float16", "dynamic", "int8"],
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=2.0,
+        help="time spent measuring each model (default 2)",
+    )
     args = parser.parse_args(argv)
     folder = tempfile.mkdtemp(prefix="litert_speed_")
     try:
@@ -159,8 +201,10 @@ def main(argv=None):
     print()
     print("LiteRT, batch 1, 1 thread, XNNPACK delegate (median of invokes)")
     print(table)
-    print("param ratio: all parameters of the dense model over the TT model's "
-          "(biases and head included).")
+    print(
+        "param ratio: all parameters of the dense model over the TT model's "
+        "(biases and head included)."
+    )
 
 
 if __name__ == "__main__":

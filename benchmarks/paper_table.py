@@ -30,8 +30,11 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.litert_speed import MODELS, build_pair, export_pair  # noqa: E402
-from benchmarks.timing import format_table, median_seconds  # noqa: E402
+from benchmarks.litert_speed import MODELS  # noqa: E402
+from benchmarks.litert_speed import build_pair  # noqa: E402
+from benchmarks.litert_speed import export_pair  # noqa: E402
+from benchmarks.timing import format_table  # noqa: E402
+from benchmarks.timing import median_seconds  # noqa: E402
 from keras_tt.export import TFLiteRunner  # noqa: E402
 
 BATCHES = (1, 100)
@@ -42,7 +45,9 @@ PAPER = {  # (1 image, 100 images), milliseconds, CPU
 
 
 def inputs(batch, input_dim, seed=0):
-    return np.random.default_rng(seed).random((batch, input_dim), dtype=np.float32)
+    return np.random.default_rng(seed).random(
+        (batch, input_dim), dtype=np.float32
+    )
 
 
 def tf_graph_times(models, input_dim, min_seconds):
@@ -57,8 +62,13 @@ def tf_graph_times(models, input_dim, min_seconds):
         for batch in BATCHES:
             x = tf.constant(inputs(batch, input_dim))
             times[kind].append(
-                median_seconds(lambda: forward(x).numpy(), repeats=20, warmup=3,
-                               min_total=min_seconds))
+                median_seconds(
+                    lambda: forward(x).numpy(),
+                    repeats=20,
+                    warmup=3,
+                    min_total=min_seconds,
+                )
+            )
     return times
 
 
@@ -70,50 +80,76 @@ def litert_times(paths, input_dim, threads, min_seconds):
         for batch in BATCHES:
             runner.set_inputs(inputs(batch, input_dim))
             times[kind].append(
-                median_seconds(runner.interpreter.invoke, repeats=20, warmup=3,
-                               min_total=min_seconds))
+                median_seconds(
+                    runner.interpreter.invoke,
+                    repeats=20,
+                    warmup=3,
+                    min_total=min_seconds,
+                )
+            )
     return times
 
 
 def rows_for(label, times):
-    rows = [[f"{label}, {kind}"] + [f"{1000 * t:.2f} ms" for t in times[kind]]
-            for kind in ("dense", "TT")]
-    rows.append([f"{label}, dense / TT"] + [
-        f"{d / t:.2f}x" for d, t in zip(times["dense"], times["TT"])
-    ])
+    rows = [
+        [f"{label}, {kind}"] + [f"{1000 * t:.2f} ms" for t in times[kind]]
+        for kind in ("dense", "TT")
+    ]
+    rows.append(
+        [f"{label}, dense / TT"]
+        + [f"{d / t:.2f}x" for d, t in zip(times["dense"], times["TT"])]
+    )
     return rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for TensorFlow and LiteRT (default 1)")
-    parser.add_argument("--min-seconds", type=float, default=2.0,
-                        help="time spent measuring each cell (default 2)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for TensorFlow and LiteRT (default 1)",
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=2.0,
+        help="time spent measuring each cell (default 2)",
+    )
     args = parser.parse_args(argv)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
     spec = MODELS["fc6"]
     tt_model, dense_model = build_pair(spec)
-    graph = tf_graph_times({"TT": tt_model, "dense": dense_model},
-                           spec["input_dim"], args.min_seconds)
+    graph = tf_graph_times(
+        {"TT": tt_model, "dense": dense_model},
+        spec["input_dim"],
+        args.min_seconds,
+    )
     del tt_model, dense_model
 
     folder = tempfile.mkdtemp(prefix="paper_table_")
     try:
         exported = export_pair(spec, folder, "float32")
         paths = {"TT": exported["tt"][0], "dense": exported["dense"][0]}
-        lite = litert_times(paths, spec["input_dim"], args.threads, args.min_seconds)
+        lite = litert_times(
+            paths, spec["input_dim"], args.threads, args.min_seconds
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
     paper = {k: [v / 1000 for v in PAPER[k]] for k in PAPER}
-    rows = (rows_for("paper CPU", paper) + rows_for("TF graph", graph)
-            + rows_for("LiteRT", lite))
-    print(f"25088 -> 4096 layer, TT-rank 4 (modes {spec['tt']['in_modes']} x "
-          f"{spec['tt']['out_modes']}), {args.threads} thread(s); "
-          "median time per batch")
+    rows = (
+        rows_for("paper CPU", paper)
+        + rows_for("TF graph", graph)
+        + rows_for("LiteRT", lite)
+    )
+    print(
+        f"25088 -> 4096 layer, TT-rank 4 (modes {spec['tt']['in_modes']} x "
+        f"{spec['tt']['out_modes']}), {args.threads} thread(s); "
+        "median time per batch"
+    )
     print(format_table(["", "1 image", "100 images"], rows))
     print("Our CPU is not the paper's: compare the dense / TT ratios.")
 

@@ -6,7 +6,9 @@ import statistics
 import time
 
 
-def median_seconds(fn, repeats: int = 50, warmup: int = 5, min_total: float = 0.0):
+def median_seconds(
+    fn, repeats: int = 50, warmup: int = 5, min_total: float = 0.0
+):
     """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup``.
 
     ``fn`` must block until its result is ready (call ``.numpy()`` on a
@@ -24,8 +26,9 @@ def median_seconds(fn, repeats: int = 50, warmup: int = 5, min_total: float = 0.
     return statistics.median(samples)
 
 
-def interleaved_median_seconds(fns, repeats: int = 50, warmup: int = 5,
-                               min_total: float = 0.0):
+def interleaved_median_seconds(
+    fns, repeats: int = 50, warmup: int = 5, min_total: float = 0.0
+):
     """Median wall times of several functions, timed in alternation.
 
     Each round calls every function once, so a change in machine load hits
@@ -49,6 +52,8 @@ def format_table(headers, rows) -> str:
     """A plain-text table with columns padded to their widest cell."""
     cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    lines = [
+        "  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

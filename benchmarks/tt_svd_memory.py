@@ -53,8 +53,11 @@ def run_one(rank: int, dtype: str, method: str) -> dict:
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     args = json.dumps([IN_MODES, OUT_MODES, rank, dtype, method])
     output = subprocess.run(
-        [sys.executable, "-c", _CHILD, args], env=env, check=True,
-        capture_output=True, text=True,
+        [sys.executable, "-c", _CHILD, args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -63,27 +66,39 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--dtypes", nargs="+", default=["float32"])
-    parser.add_argument("--methods", nargs="+", default=["auto"],
-                        choices=["auto", "svd", "gram"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "svd", "gram"],
+    )
     args = parser.parse_args(argv)
-    print(f"tt_svd of a random 25088 x 4096 matrix, modes {IN_MODES} x "
-          f"{OUT_MODES}, max_rank={args.rank}; each run in a fresh process.")
-    header = (f"{'dtype':8} {'method':6} {'time (s)':>9} {'matrix MB':>10} "
-              f"{'RSS with matrix':>16} {'peak RSS':>9} {'extra / matrix':>15} "
-              f"{'rel. error':>10}")
+    print(
+        f"tt_svd of a random 25088 x 4096 matrix, modes {IN_MODES} x "
+        f"{OUT_MODES}, max_rank={args.rank}; each run in a fresh process."
+    )
+    header = (
+        f"{'dtype':8} {'method':6} {'time (s)':>9} {'matrix MB':>10} "
+        f"{'RSS with matrix':>16} {'peak RSS':>9} {'extra / matrix':>15} "
+        f"{'rel. error':>10}"
+    )
     print(header)
     print("-" * len(header))
     results = []
     for dtype in args.dtypes:
         for method in args.methods:
             r = run_one(args.rank, dtype, method)
-            extra = (r["peak_rss_mb"] - r["rss_with_matrix_mb"]) / r["matrix_mb"]
+            extra = (r["peak_rss_mb"] - r["rss_with_matrix_mb"]) / r[
+                "matrix_mb"
+            ]
             r.update(dtype=dtype, method=method, extra_over_matrix=extra)
             results.append(r)
-            print(f"{dtype:8} {method:6} {r['seconds']:9.1f} "
-                  f"{r['matrix_mb']:10.0f} {r['rss_with_matrix_mb']:14.0f}MB "
-                  f"{r['peak_rss_mb']:7.0f}MB {extra:14.2f}x "
-                  f"{r['rel_error']:10.4f}")
+            print(
+                f"{dtype:8} {method:6} {r['seconds']:9.1f} "
+                f"{r['matrix_mb']:10.0f} {r['rss_with_matrix_mb']:14.0f}MB "
+                f"{r['peak_rss_mb']:7.0f}MB {extra:14.2f}x "
+                f"{r['rel_error']:10.4f}"
+            )
     return results
 
 

@@ -95,11 +95,12 @@ def run(
     # 1. The dense baseline.
     start = time.perf_counter()
     model = build_mlp()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
-              verbose=0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0)
     seconds["train"] = time.perf_counter() - start
     dense_accuracy = _accuracy(model, x_test, y_test)
 
@@ -114,8 +115,13 @@ def run(
 
     # 3. Fine-tuning (tt_model is compiled like the original, fresh Adam).
     start = time.perf_counter()
-    tt_model.fit(x_train, y_train, epochs=finetune_epochs,
-                 batch_size=batch_size, verbose=0)
+    tt_model.fit(
+        x_train,
+        y_train,
+        epochs=finetune_epochs,
+        batch_size=batch_size,
+        verbose=0,
+    )
     seconds["finetune"] = time.perf_counter() - start
     finetuned_accuracy = _accuracy(tt_model, x_test, y_test)
 
@@ -139,37 +145,43 @@ def run(
 def format_results(results: dict, epochs: int, finetune_epochs: int) -> str:
     """The figures side by side with t3f's tutorial, as Markdown."""
     r = results
-    return "\n".join([
-        f"Held-out accuracy, 784x625 hidden layer at TT-rank "
-        f"{max(r['ranks'])} (data: {r['data']}; held-out = the 2,000 images "
-        "not used for training)",
-        "",
-        "| stage | keras_tt (8,000 train / 2,000 held-out) "
-        "| t3f tutorial (60k train / 10k test) |",
-        "|---|---:|---:|",
-        f"| dense baseline ({epochs} epochs) | {r['dense_accuracy']:.2%} | - |",
-        f"| right after TT-SVD (rel. error {r['rel_error']:.3f}) "
-        f"| {r['tt_svd_accuracy']:.2%} | {T3F_AFTER_TT_SVD:.0%} |",
-        f"| after fine-tuning ({finetune_epochs} epochs) "
-        f"| {r['finetuned_accuracy']:.2%} | {T3F_AFTER_FINETUNE:.1%} |",
-        "",
-        f"Hidden layer: {r['layer_compression']:.1f}x fewer kernel "
-        f"parameters; whole model: {r['params_before']:,} -> "
-        f"{r['params_after']:,} parameters ({r['model_compression']:.1f}x).",
-        "Time: train {train:.1f} s, tensorize {tensorize:.1f} s, fine-tune "
-        "{finetune:.1f} s.".format(**r["seconds"]),
-    ])
+    return "\n".join(
+        [
+            f"Held-out accuracy, 784x625 hidden layer at TT-rank "
+            f"{max(r['ranks'])} (data: {r['data']}; held-out = the 2,000 images "
+            "not used for training)",
+            "",
+            "| stage | keras_tt (8,000 train / 2,000 held-out) "
+            "| t3f tutorial (60k train / 10k test) |",
+            "|---|---:|---:|",
+            f"| dense baseline ({epochs} epochs) | {r['dense_accuracy']:.2%} | - |",
+            f"| right after TT-SVD (rel. error {r['rel_error']:.3f}) "
+            f"| {r['tt_svd_accuracy']:.2%} | {T3F_AFTER_TT_SVD:.0%} |",
+            f"| after fine-tuning ({finetune_epochs} epochs) "
+            f"| {r['finetuned_accuracy']:.2%} | {T3F_AFTER_FINETUNE:.1%} |",
+            "",
+            f"Hidden layer: {r['layer_compression']:.1f}x fewer kernel "
+            f"parameters; whole model: {r['params_before']:,} -> "
+            f"{r['params_after']:,} parameters ({r['model_compression']:.1f}x).",
+            "Time: train {train:.1f} s, tensorize {tensorize:.1f} s, fine-tune "
+            "{finetune:.1f} s.".format(**r["seconds"]),
+        ]
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None,
-                        help="folder with the MNIST IDX files")
+    parser.add_argument(
+        "--data", default=None, help="folder with the MNIST IDX files"
+    )
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--finetune-epochs", type=int, default=6)
     parser.add_argument("--tt-rank", type=int, default=16)
-    parser.add_argument("--auto-modes", action="store_true",
-                        help="let keras_tt pick the modes instead of t3f's")
+    parser.add_argument(
+        "--auto-modes",
+        action="store_true",
+        help="let keras_tt pick the modes instead of t3f's",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     results = run(

@@ -54,12 +54,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras  # noqa: E402
-
 import keras_tt  # noqa: E402
-
 from keras_tt.datasets import load_mnist  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -115,7 +113,11 @@ class LowRankDense(keras.layers.Layer):
 
     def __init__(self, units, rank, activation=None, **kwargs):
         for name, value in (("units", units), ("rank", rank)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < 1
+            ):
                 raise ValueError(
                     f"Received an invalid value for `{name}`, expected a "
                     f"positive integer. Received: {name}={value!r}"
@@ -130,12 +132,15 @@ class LowRankDense(keras.layers.Layer):
         variance = 2.0 / (input_dim + self.units)
         limit = math.sqrt(3.0) * (variance / self.rank) ** 0.25
         init = keras.initializers.RandomUniform(-limit, limit)
-        self.u = self.add_weight(name="u", shape=(input_dim, self.rank),
-                                 initializer=init)
-        self.v = self.add_weight(name="v", shape=(self.rank, self.units),
-                                 initializer=init)
-        self.bias = self.add_weight(name="bias", shape=(self.units,),
-                                    initializer="zeros")
+        self.u = self.add_weight(
+            name="u", shape=(input_dim, self.rank), initializer=init
+        )
+        self.v = self.add_weight(
+            name="v", shape=(self.rank, self.units), initializer=init
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.units,), initializer="zeros"
+        )
 
     def call(self, inputs):
         y = keras.ops.matmul(keras.ops.matmul(inputs, self.u), self.v)
@@ -194,25 +199,38 @@ def hidden_layer(config: Config) -> keras.layers.Layer:
     if config.kind == "dense":
         return keras.layers.Dense(WIDTH, activation="relu", name="hidden")
     if config.kind == "lowrank":
-        return LowRankDense(WIDTH, config.rank, activation="relu", name="hidden")
+        return LowRankDense(
+            WIDTH, config.rank, activation="relu", name="hidden"
+        )
     if config.kind == "tt":
         in_modes, out_modes = SHAPES[config.shape]
         inner = effective_tt_ranks(config.shape, config.rank)[1:-1]
-        return keras_tt.TTDense(WIDTH, tt_rank=inner, in_modes=in_modes,
-                                out_modes=out_modes, activation="relu",
-                                name="hidden")
+        return keras_tt.TTDense(
+            WIDTH,
+            tt_rank=inner,
+            in_modes=in_modes,
+            out_modes=out_modes,
+            activation="relu",
+            name="hidden",
+        )
     raise ValueError(
         f"Received an invalid value for `kind`, expected one of {KINDS}. "
         f"Received: kind={config.kind!r}"
     )
 
 
-def build_model(config: Config, jit_compile: bool = False,
-                learning_rate: float = LEARNING_RATE) -> keras.Model:
+def build_model(
+    config: Config,
+    jit_compile: bool = False,
+    learning_rate: float = LEARNING_RATE,
+) -> keras.Model:
     """``1024 -> hidden (ReLU) -> 10`` logits, compiled with Adam."""
     model = keras.Sequential(
-        [keras.Input((WIDTH,)), hidden_layer(config),
-         keras.layers.Dense(10, name="logits")],
+        [
+            keras.Input((WIDTH,)),
+            hidden_layer(config),
+            keras.layers.Dense(10, name="logits"),
+        ],
         name=re.sub(r"[^A-Za-z0-9_.-]+", "_", config.label),
     )
     model.compile(
@@ -226,8 +244,11 @@ def build_model(config: Config, jit_compile: bool = False,
 
 def weight_matrix_params(layer: keras.layers.Layer) -> int:
     """Number of parameters in a hidden layer's weight matrix (bias excluded)."""
-    return sum(int(np.prod(w.shape)) for w in layer.trainable_weights
-               if not w.path.endswith("bias"))
+    return sum(
+        int(np.prod(w.shape))
+        for w in layer.trainable_weights
+        if not w.path.endswith("bias")
+    )
 
 
 def study_configs(tt_ranks, low_ranks) -> list[Config]:
@@ -257,9 +278,12 @@ def _pad_and_flatten(images: np.ndarray) -> np.ndarray:
     return padded.reshape(len(images), WIDTH).astype("float32") / 255.0
 
 
-def prepare_data(data_path=None, split_seed: int = 0,
-                 num_train: int = NUM_TRAIN, num_held_out: int = NUM_HELD_OUT,
-                 ) -> StudyData:
+def prepare_data(
+    data_path=None,
+    split_seed: int = 0,
+    num_train: int = NUM_TRAIN,
+    num_held_out: int = NUM_HELD_OUT,
+) -> StudyData:
     """The MNIST 10k test set, shuffled with ``split_seed`` and split.
 
     The images are padded from 28 x 28 to 32 x 32 (1024 inputs) as in the
@@ -276,22 +300,33 @@ def prepare_data(data_path=None, split_seed: int = 0,
         labels = np.concatenate([mnist.y_train, mnist.y_test])
     else:  # Full MNIST was found: study its 10k test set all the same.
         images, labels = mnist.x_test, mnist.y_test
-    if num_train < 1 or num_held_out < 1 or num_train + num_held_out > len(images):
+    if (
+        num_train < 1
+        or num_held_out < 1
+        or num_train + num_held_out > len(images)
+    ):
         raise ValueError(
             "Received invalid sizes, expected positive `num_train` and "
             f"`num_held_out` adding up to at most {len(images)}. Received: "
             f"num_train={num_train}, num_held_out={num_held_out}"
         )
     order = np.random.default_rng(split_seed).permutation(len(images))
-    train, held_out = order[:num_train], order[num_train:num_train + num_held_out]
+    train, held_out = (
+        order[:num_train],
+        order[num_train : num_train + num_held_out],
+    )
     description = (
         f"MNIST 10k test set split {num_train:,}/{num_held_out:,} "
         f"(train/held-out, shuffled with seed {split_seed}), not the 60k "
         "training set"
     )
-    return StudyData(_pad_and_flatten(images[train]), labels[train],
-                     _pad_and_flatten(images[held_out]), labels[held_out],
-                     description)
+    return StudyData(
+        _pad_and_flatten(images[train]),
+        labels[train],
+        _pad_and_flatten(images[held_out]),
+        labels[held_out],
+        description,
+    )
 
 
 # ------------------------------------------------------------------- training
@@ -311,9 +346,14 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def train_one(config: Config, data: StudyData, seed: int, epochs: int,
-              jit_compile: bool = False,
-              learning_rate: float = LEARNING_RATE) -> dict:
+def train_one(
+    config: Config,
+    data: StudyData,
+    seed: int,
+    epochs: int,
+    jit_compile: bool = False,
+    learning_rate: float = LEARNING_RATE,
+) -> dict:
     """Train one configuration with one seed; return its measurements.
 
     ``epoch_seconds`` is the median epoch time without the first epoch,
@@ -321,13 +361,22 @@ def train_one(config: Config, data: StudyData, seed: int, epochs: int,
     epoch's time).
     """
     keras.utils.set_random_seed(seed)
-    model = build_model(config, jit_compile=jit_compile,
-                        learning_rate=learning_rate)
+    model = build_model(
+        config, jit_compile=jit_compile, learning_rate=learning_rate
+    )
     timer = _EpochTimer()
-    model.fit(data.x_train, data.y_train, batch_size=BATCH_SIZE,
-              epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
-    _, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=1000,
-                                 verbose=0)
+    model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[timer],
+    )
+    _, accuracy = model.evaluate(
+        data.x_test, data.y_test, batch_size=1000, verbose=0
+    )
     layer = model.get_layer("hidden")
     steady = timer.seconds[1:] or timer.seconds
     if config.kind == "tt":
@@ -358,33 +407,39 @@ def summarise(runs: list[dict]) -> list[dict]:
     for run in runs:
         groups.setdefault(run["label"], []).append(run)
     dense_runs = groups.get("Dense")
-    dense_seconds = (statistics.mean(r["epoch_seconds"] for r in dense_runs)
-                     if dense_runs else float("nan"))
+    dense_seconds = (
+        statistics.mean(r["epoch_seconds"] for r in dense_runs)
+        if dense_runs
+        else float("nan")
+    )
     rows = []
     for label, group in groups.items():
         first = group[0]
         accuracies = [100.0 * r["accuracy"] for r in group]
         seconds = statistics.mean(r["epoch_seconds"] for r in group)
-        rows.append({
-            "kind": first["kind"],
-            "shape": first["shape"],
-            "d": first["d"],
-            "rank": first["rank"],
-            "ranks": first["ranks"],
-            "label": label,
-            "layer_params": first["layer_params"],
-            "compression": DENSE_PARAMS / first["layer_params"],
-            "seeds": len(group),
-            "epochs": first["epochs"],
-            "accuracy_mean": statistics.mean(accuracies),
-            "accuracy_std": (statistics.stdev(accuracies)
-                             if len(accuracies) > 1 else 0.0),
-            "accuracy_min": min(accuracies),
-            "accuracy_max": max(accuracies),
-            "error_mean": 100.0 - statistics.mean(accuracies),
-            "epoch_seconds": seconds,
-            "time_vs_dense": seconds / dense_seconds,
-        })
+        rows.append(
+            {
+                "kind": first["kind"],
+                "shape": first["shape"],
+                "d": first["d"],
+                "rank": first["rank"],
+                "ranks": first["ranks"],
+                "label": label,
+                "layer_params": first["layer_params"],
+                "compression": DENSE_PARAMS / first["layer_params"],
+                "seeds": len(group),
+                "epochs": first["epochs"],
+                "accuracy_mean": statistics.mean(accuracies),
+                "accuracy_std": (
+                    statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+                ),
+                "accuracy_min": min(accuracies),
+                "accuracy_max": max(accuracies),
+                "error_mean": 100.0 - statistics.mean(accuracies),
+                "epoch_seconds": seconds,
+                "time_vs_dense": seconds / dense_seconds,
+            }
+        )
     return rows
 
 
@@ -399,8 +454,12 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v)
-                             for k, v in row.items()})
+            writer.writerow(
+                {
+                    k: (f"{v:.4f}" if isinstance(v, float) else v)
+                    for k, v in row.items()
+                }
+            )
 
 
 def _ranks_cell(row: dict) -> str:
@@ -424,13 +483,20 @@ def markdown_table(rows: list[dict], description: str) -> str:
         "|---|---|---|---:|---:|---|---:|",
     ]
     for row in rows:
-        kind = {"dense": "Dense", "tt": "TT", "lowrank": "Low-rank U V"}[row["kind"]]
-        shape = (f"{row['shape']} (d={row['d']})" if row["kind"] == "tt"
-                 else row["shape"])
+        kind = {"dense": "Dense", "tt": "TT", "lowrank": "Low-rank U V"}[
+            row["kind"]
+        ]
+        shape = (
+            f"{row['shape']} (d={row['d']})"
+            if row["kind"] == "tt"
+            else row["shape"]
+        )
         accuracy = f"{row['accuracy_mean']:.2f}"
         if row["seeds"] > 1:
-            accuracy += (f" ± {row['accuracy_std']:.2f} "
-                         f"[{row['accuracy_min']:.2f}-{row['accuracy_max']:.2f}]")
+            accuracy += (
+                f" ± {row['accuracy_std']:.2f} "
+                f"[{row['accuracy_min']:.2f}-{row['accuracy_max']:.2f}]"
+            )
         lines.append(
             f"| {kind} | {shape} | {_ranks_cell(row)} | {row['layer_params']:,} "
             f"| {row['compression']:,.1f}x | {accuracy} "
@@ -441,16 +507,24 @@ def markdown_table(rows: list[dict], description: str) -> str:
 
 def authors_comparison(rows: list[dict], description: str) -> str:
     """Our 4x8x8x4 TT-rank-8 accuracy beside the authors' 98.4%."""
-    ours = [r for r in rows if r["kind"] == "tt" and r["shape"] == "4x8x8x4"
-            and r["rank"] == 8]
+    ours = [
+        r
+        for r in rows
+        if r["kind"] == "tt" and r["shape"] == "4x8x8x4" and r["rank"] == 8
+    ]
     if not ours:
-        return ("The authors' 4x8x8x4 TT layer with all ranks 8 reached "
-                f"{AUTHORS_ACCURACY}% on full MNIST; that configuration was not "
-                "part of this run.")
+        return (
+            "The authors' 4x8x8x4 TT layer with all ranks 8 reached "
+            f"{AUTHORS_ACCURACY}% on full MNIST; that configuration was not "
+            "part of this run."
+        )
     row = ours[0]
     dense = [r for r in rows if r["kind"] == "dense"]
-    dense_text = (f"; our Dense baseline reaches {dense[0]['accuracy_mean']:.2f}%"
-                  if dense else "")
+    dense_text = (
+        f"; our Dense baseline reaches {dense[0]['accuracy_mean']:.2f}%"
+        if dense
+        else ""
+    )
     spread = f" ± {row['accuracy_std']:.2f}" if row["seeds"] > 1 else ""
     return (
         f"The authors' 4x8x8x4 TT layer with all ranks 8 reached "
@@ -474,35 +548,65 @@ def plot(rows: list[dict], path: Path, description: str, settings: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     markers = dict(zip(SHAPES, ("o", "s", "^", "D")))
     for shape in SHAPES:
-        line = sorted((r for r in rows if r["kind"] == "tt" and r["shape"] == shape),
-                      key=lambda r: r["layer_params"])
+        line = sorted(
+            (r for r in rows if r["kind"] == "tt" and r["shape"] == shape),
+            key=lambda r: r["layer_params"],
+        )
         if not line:
             continue
         d = line[0]["d"]
-        ax.errorbar([r["layer_params"] for r in line],
-                    [r["error_mean"] for r in line],
-                    yerr=[r["accuracy_std"] for r in line],
-                    marker=markers[shape], capsize=3, label=f"TT {shape} (d={d})")
+        ax.errorbar(
+            [r["layer_params"] for r in line],
+            [r["error_mean"] for r in line],
+            yerr=[r["accuracy_std"] for r in line],
+            marker=markers[shape],
+            capsize=3,
+            label=f"TT {shape} (d={d})",
+        )
         for r in line:
-            ax.annotate(f"{r['rank']}", (r["layer_params"], r["error_mean"]),
-                        textcoords="offset points", xytext=(4, 4), fontsize=7)
-    low = sorted((r for r in rows if r["kind"] == "lowrank"),
-                 key=lambda r: r["layer_params"])
+            ax.annotate(
+                f"{r['rank']}",
+                (r["layer_params"], r["error_mean"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
+    low = sorted(
+        (r for r in rows if r["kind"] == "lowrank"),
+        key=lambda r: r["layer_params"],
+    )
     if low:
-        ax.errorbar([r["layer_params"] for r in low],
-                    [r["error_mean"] for r in low],
-                    yerr=[r["accuracy_std"] for r in low], color="black",
-                    linestyle="--", marker="x", capsize=3,
-                    label="Low-rank U V (matrix rank)")
+        ax.errorbar(
+            [r["layer_params"] for r in low],
+            [r["error_mean"] for r in low],
+            yerr=[r["accuracy_std"] for r in low],
+            color="black",
+            linestyle="--",
+            marker="x",
+            capsize=3,
+            label="Low-rank U V (matrix rank)",
+        )
         for r in low:
-            ax.annotate(f"{r['rank']}", (r["layer_params"], r["error_mean"]),
-                        textcoords="offset points", xytext=(4, -10), fontsize=7)
+            ax.annotate(
+                f"{r['rank']}",
+                (r["layer_params"], r["error_mean"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+            )
     for r in rows:
         if r["kind"] == "dense":
-            ax.errorbar([r["layer_params"]], [r["error_mean"]],
-                        yerr=[r["accuracy_std"]], color="red", marker="*",
-                        markersize=12, capsize=3, linestyle="none",
-                        label="Dense 1024x1024")
+            ax.errorbar(
+                [r["layer_params"]],
+                [r["error_mean"]],
+                yerr=[r["accuracy_std"]],
+                color="red",
+                marker="*",
+                markersize=12,
+                capsize=3,
+                linestyle="none",
+                label="Dense 1024x1024",
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
@@ -511,7 +615,8 @@ def plot(rows: list[dict], path: Path, description: str, settings: str) -> None:
     ax.set_xlabel("parameters in the hidden layer's weight matrix (log scale)")
     ax.set_ylabel("held-out error, % (log scale)")
     ax.set_title(
-        textwrap.fill(description, 120) + "\n"
+        textwrap.fill(description, 120)
+        + "\n"
         + textwrap.fill(f"{settings}; point labels: ranks", 120),
         fontsize=8.5,
     )
@@ -522,8 +627,9 @@ def plot(rows: list[dict], path: Path, description: str, settings: str) -> None:
     plt.close(fig)
 
 
-def write_outputs(runs, out_dir: Path, stem: str, description: str,
-                  settings: str) -> dict:
+def write_outputs(
+    runs, out_dir: Path, stem: str, description: str, settings: str
+) -> dict:
     """Write the table (CSV and Markdown), the raw runs and the plot."""
     rows = summarise(runs)
     paths = {
@@ -534,13 +640,15 @@ def write_outputs(runs, out_dir: Path, stem: str, description: str,
     }
     write_csv(paths["runs"], runs)
     write_csv(paths["csv"], rows)
-    text = "\n\n".join([
-        "# MNIST study: TT vs low-rank",
-        settings + ".",
-        markdown_table(rows, description),
-        authors_comparison(rows, description),
-        f"![held-out error against layer parameters]({paths['plot'].name})",
-    ])
+    text = "\n\n".join(
+        [
+            "# MNIST study: TT vs low-rank",
+            settings + ".",
+            markdown_table(rows, description),
+            authors_comparison(rows, description),
+            f"![held-out error against layer parameters]({paths['plot'].name})",
+        ]
+    )
     paths["markdown"].write_text(text + "\n", encoding="utf-8")
     plot(rows, paths["plot"], description, settings)
     return {"rows": rows, "paths": paths}
@@ -561,12 +669,20 @@ def _positive(name: str, value) -> None:
         )
 
 
-def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
-              seeds: int | None = None, epochs: int | None = None,
-              tt_ranks=None, low_ranks=None, split_seed: int = 0,
-              jit_compile: bool = False, time_budget: float | None = None,
-              learning_rate: float = LEARNING_RATE,
-              log=print) -> dict:
+def run_study(
+    data_path=None,
+    out_dir=DEFAULT_OUT,
+    quick: bool = False,
+    seeds: int | None = None,
+    epochs: int | None = None,
+    tt_ranks=None,
+    low_ranks=None,
+    split_seed: int = 0,
+    jit_compile: bool = False,
+    time_budget: float | None = None,
+    learning_rate: float = LEARNING_RATE,
+    log=print,
+) -> dict:
     """Run the study and write its results to ``out_dir``.
 
     Args:
@@ -613,14 +729,17 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
             f"number of minutes or None. Received: time_budget={time_budget!r}"
         )
     tt_ranks = tuple(tt_ranks or (QUICK_TT_RANKS if quick else FULL_TT_RANKS))
-    low_ranks = tuple(low_ranks or (QUICK_LOW_RANKS if quick else FULL_LOW_RANKS))
+    low_ranks = tuple(
+        low_ranks or (QUICK_LOW_RANKS if quick else FULL_LOW_RANKS)
+    )
     for name, values in (("tt_ranks", tt_ranks), ("low_ranks", low_ranks)):
         for value in values:
             _positive(name, value)
 
     if quick:
-        data = prepare_data(data_path, split_seed, QUICK_NUM_TRAIN,
-                            QUICK_NUM_HELD_OUT)
+        data = prepare_data(
+            data_path, split_seed, QUICK_NUM_TRAIN, QUICK_NUM_HELD_OUT
+        )
     else:
         data = prepare_data(data_path, split_seed)
     out_dir = Path(out_dir)
@@ -631,8 +750,12 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
     def settings(seeds_run, stopped=False):
         note = ""
         if seeds_run < seeds:
-            note = (f" of {seeds} planned (stopped by the {time_budget:g}-min "
-                    "time budget)" if stopped else f" of {seeds} (run in progress)")
+            note = (
+                f" of {seeds} planned (stopped by the {time_budget:g}-min "
+                "time budget)"
+                if stopped
+                else f" of {seeds} (run in progress)"
+            )
         return (
             f"{'Quick smoke run: ' if quick else ''}{_plural(epochs, 'epoch')}, "
             f"{_plural(seeds_run, 'seed')}{note}, Adam lr {learning_rate:g}, "
@@ -640,37 +763,57 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick: bool = False,
             f"{'XLA-compiled' if jit_compile else 'graph-mode'} training on CPU"
         )
 
-    log(f"{data.description}\n{settings(seeds)}; {len(configs)} configurations.")
+    log(
+        f"{data.description}\n{settings(seeds)}; {len(configs)} configurations."
+    )
     runs, result, seed_seconds = [], None, []
     for seed in range(seeds):
         elapsed = time.perf_counter() - start
-        if (time_budget is not None and seed_seconds
-                and elapsed + max(seed_seconds) > 60.0 * time_budget):
-            log(f"Stopping after {_plural(seed, 'seed')}: another would "
+        if (
+            time_budget is not None
+            and seed_seconds
+            and elapsed + max(seed_seconds) > 60.0 * time_budget
+        ):
+            log(
+                f"Stopping after {_plural(seed, 'seed')}: another would "
                 f"overrun the {time_budget:g}-min budget ({elapsed / 60:.1f} "
-                "min used).")
-            result = write_outputs(runs, out_dir, stem, data.description,
-                                   settings(seed, stopped=True))
+                "min used)."
+            )
+            result = write_outputs(
+                runs,
+                out_dir,
+                stem,
+                data.description,
+                settings(seed, stopped=True),
+            )
             break
         seed_start = time.perf_counter()
         for config in configs:
-            run = train_one(config, data, seed, epochs, jit_compile,
-                            learning_rate)
+            run = train_one(
+                config, data, seed, epochs, jit_compile, learning_rate
+            )
             runs.append(run)
-            log(f"seed {seed} {config.label:<22} params {run['layer_params']:>9,} "
+            log(
+                f"seed {seed} {config.label:<22} params {run['layer_params']:>9,} "
                 f"acc {100 * run['accuracy']:6.2f}%  "
                 f"{run['epoch_seconds']:6.2f} s/epoch  "
-                f"[{time.perf_counter() - start:7.1f} s]")
+                f"[{time.perf_counter() - start:7.1f} s]"
+            )
         seed_seconds.append(time.perf_counter() - seed_start)
         # Rewrite after every seed, so an interrupted run keeps its results.
-        result = write_outputs(runs, out_dir, stem, data.description,
-                               settings(seed + 1))
+        result = write_outputs(
+            runs, out_dir, stem, data.description, settings(seed + 1)
+        )
     seconds = time.perf_counter() - start
     log(f"Done in {seconds / 60:.1f} min; results in {out_dir}.")
     stopped = len(seed_seconds) < seeds
-    return {**result, "runs": runs,
-            "settings": settings(len(seed_seconds), stopped),
-            "seconds": seconds, "description": data.description}
+    return {
+        **result,
+        "runs": runs,
+        "settings": settings(len(seed_seconds), stopped),
+        "seconds": seconds,
+        "description": data.description,
+    }
 
 
 def _ranks_argument(text: str) -> tuple[int, ...]:
@@ -707,42 +850,90 @@ def main(argv=None) -> int:
             "write a table and a plot of held-out error against parameters."
         )
     )
-    parser.add_argument("--data", default=None,
-                        help="folder with the MNIST IDX files (default: "
-                             "$KERAS_TT_MNIST_DIR, then ../shared/data/mnist)")
-    parser.add_argument("--out", default=str(DEFAULT_OUT),
-                        help="folder for the results (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run (< 2 min): 1,000/500 images, 1 epoch, "
-                             "1 seed, few configurations; writes "
-                             "mnist_study_quick.*")
-    parser.add_argument("--seeds", type=_positive_argument, default=None,
-                        help=f"number of seeds (default {FULL_SEEDS}; 1 with --quick)")
-    parser.add_argument("--epochs", type=_positive_argument, default=None,
-                        help=f"training epochs (default {FULL_EPOCHS}; 1 with --quick)")
-    parser.add_argument("--tt-ranks", type=_ranks_argument, default=None,
-                        help="TT-ranks to sweep, e.g. 1,2,4,8 (the default)")
-    parser.add_argument("--low-ranks", type=_ranks_argument, default=None,
-                        help="low-rank baseline ranks, e.g. 1,2,4,8,16 (the default)")
-    parser.add_argument("--split-seed", type=int, default=0,
-                        help="seed of the shuffle before the split (default 0)")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
-                        help="Adam's learning rate for every model "
-                             "(default %(default)g)")
-    parser.add_argument("--xla", action="store_true",
-                        help="compile the training steps with XLA")
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="minutes the run may take; seeds that would "
-                             f"overrun it are skipped (default {FULL_BUDGET_MIN:g} "
-                             "for the full study, none with --quick)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="folder with the MNIST IDX files (default: "
+        "$KERAS_TT_MNIST_DIR, then ../shared/data/mnist)",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(DEFAULT_OUT),
+        help="folder for the results (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run (< 2 min): 1,000/500 images, 1 epoch, "
+        "1 seed, few configurations; writes "
+        "mnist_study_quick.*",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_positive_argument,
+        default=None,
+        help=f"number of seeds (default {FULL_SEEDS}; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=_positive_argument,
+        default=None,
+        help=f"training epochs (default {FULL_EPOCHS}; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--tt-ranks",
+        type=_ranks_argument,
+        default=None,
+        help="TT-ranks to sweep, e.g. 1,2,4,8 (the default)",
+    )
+    parser.add_argument(
+        "--low-ranks",
+        type=_ranks_argument,
+        default=None,
+        help="low-rank baseline ranks, e.g. 1,2,4,8,16 (the default)",
+    )
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the shuffle before the split (default 0)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=LEARNING_RATE,
+        help="Adam's learning rate for every model (default %(default)g)",
+    )
+    parser.add_argument(
+        "--xla", action="store_true", help="compile the training steps with XLA"
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="minutes the run may take; seeds that would "
+        f"overrun it are skipped (default {FULL_BUDGET_MIN:g} "
+        "for the full study, none with --quick)",
+    )
     args = parser.parse_args(argv)
     result = run_study(
-        data_path=args.data, out_dir=args.out, quick=args.quick,
-        seeds=args.seeds, epochs=args.epochs, tt_ranks=args.tt_ranks,
-        low_ranks=args.low_ranks, split_seed=args.split_seed,
-        jit_compile=args.xla, learning_rate=args.learning_rate,
-        time_budget=(args.time_budget if args.time_budget is not None
-                     else None if args.quick else FULL_BUDGET_MIN),
+        data_path=args.data,
+        out_dir=args.out,
+        quick=args.quick,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        tt_ranks=args.tt_ranks,
+        low_ranks=args.low_ranks,
+        split_seed=args.split_seed,
+        jit_compile=args.xla,
+        learning_rate=args.learning_rate,
+        time_budget=(
+            args.time_budget
+            if args.time_budget is not None
+            else None
+            if args.quick
+            else FULL_BUDGET_MIN
+        ),
     )
     print()
     print(markdown_table(result["rows"], result["description"]))

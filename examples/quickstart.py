@@ -41,21 +41,32 @@ def flatten(images):
 
 
 def dense_model():
-    return keras.Sequential([
-        keras.Input((784,)),
-        keras.layers.Dense(1024, activation="relu", name="hidden"),
-        keras.layers.Dense(10, activation="softmax", name="classifier"),
-    ], name="dense_mlp")
+    return keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(1024, activation="relu", name="hidden"),
+            keras.layers.Dense(10, activation="softmax", name="classifier"),
+        ],
+        name="dense_mlp",
+    )
 
 
 def tt_model():
-    return keras.Sequential([
-        keras.Input((784,)),
-        keras_tt.TTDense(1024, tt_rank=8, activation="relu", name="hidden"),
-        keras_tt.TTDense(10, tt_rank=4, in_modes=(4, 8, 8, 4),
-                         out_modes=(1, 2, 5, 1), activation="softmax",
-                         name="classifier"),
-    ], name="tt_mlp")
+    return keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras_tt.TTDense(1024, tt_rank=8, activation="relu", name="hidden"),
+            keras_tt.TTDense(
+                10,
+                tt_rank=4,
+                in_modes=(4, 8, 8, 4),
+                out_modes=(1, 2, 5, 1),
+                activation="softmax",
+                name="classifier",
+            ),
+        ],
+        name="tt_mlp",
+    )
 
 
 def kernel_params(model):
@@ -71,22 +82,35 @@ def kernel_params(model):
 
 def train(model, data, epochs, seed):
     keras.utils.set_random_seed(seed)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(flatten(data.x_train), data.y_train, epochs=epochs,
-              batch_size=100, verbose=0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.fit(
+        flatten(data.x_train),
+        data.y_train,
+        epochs=epochs,
+        batch_size=100,
+        verbose=0,
+    )
     _, accuracy = model.evaluate(flatten(data.x_test), data.y_test, verbose=0)
     return accuracy
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None,
-                        help="folder with the MNIST IDX files")
+    parser.add_argument(
+        "--data", default=None, help="folder with the MNIST IDX files"
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tt-rank", type=int, default=16,
-                        help="TT-rank for compressing the dense network")
+    parser.add_argument(
+        "--tt-rank",
+        type=int,
+        default=16,
+        help="TT-rank for compressing the dense network",
+    )
     parser.add_argument("--fine-tune-epochs", type=int, default=2)
     args = parser.parse_args(argv)
 
@@ -100,16 +124,24 @@ def main(argv=None):
     tt = tt_model()
     tt_acc = train(tt, data, args.epochs, args.seed)
     for layer in tt.layers:
-        print(f"   {layer.name}: modes {layer.in_modes} x {layer.out_modes}, "
-              f"TT-ranks {layer.tt_ranks}, {layer.num_core_params:,} core "
-              f"parameters, {layer.compression_ratio:,.1f}x smaller than Dense")
-    print(f"   {'model':<10} {'kernel params':>14} {'all params':>11} "
-          f"{'held-out accuracy':>18}")
+        print(
+            f"   {layer.name}: modes {layer.in_modes} x {layer.out_modes}, "
+            f"TT-ranks {layer.tt_ranks}, {layer.num_core_params:,} core "
+            f"parameters, {layer.compression_ratio:,.1f}x smaller than Dense"
+        )
+    print(
+        f"   {'model':<10} {'kernel params':>14} {'all params':>11} "
+        f"{'held-out accuracy':>18}"
+    )
     for name, model, acc in (("dense", dense, dense_acc), ("TT", tt, tt_acc)):
-        print(f"   {name:<10} {kernel_params(model):>14,} "
-              f"{model.count_params():>11,} {acc:>18.2%}")
-    print(f"   kernel compression {kernel_params(dense) / kernel_params(tt):,.1f}x, "
-          f"whole model {dense.count_params() / tt.count_params():,.1f}x")
+        print(
+            f"   {name:<10} {kernel_params(model):>14,} "
+            f"{model.count_params():>11,} {acc:>18.2%}"
+        )
+    print(
+        f"   kernel compression {kernel_params(dense) / kernel_params(tt):,.1f}x, "
+        f"whole model {dense.count_params() / tt.count_params():,.1f}x"
+    )
 
     print("\n2. Save and reload the TT model as a .keras file")
     with tempfile.TemporaryDirectory() as folder:
@@ -117,28 +149,44 @@ def main(argv=None):
         tt.save(path)
         reloaded = keras.saving.load_model(path)
         sample = flatten(data.x_test[:256])
-        same = np.array_equal(reloaded.predict(sample, verbose=0),
-                              tt.predict(sample, verbose=0))
-        print(f"   {os.path.getsize(path):,} bytes; reloaded outputs identical: "
-              f"{same}")
-    print(f"\n3. Compress the trained dense network with TT-SVD "
-          f"(tensorize, tt_rank={args.tt_rank})")
+        same = np.array_equal(
+            reloaded.predict(sample, verbose=0), tt.predict(sample, verbose=0)
+        )
+        print(
+            f"   {os.path.getsize(path):,} bytes; reloaded outputs identical: "
+            f"{same}"
+        )
+    print(
+        f"\n3. Compress the trained dense network with TT-SVD "
+        f"(tensorize, tt_rank={args.tt_rank})"
+    )
     compressed = keras_tt.tensorize(dense, tt_rank=args.tt_rank, verbose=0)
     print(indent(str(compressed.tensorize_report)))
     x_test = flatten(data.x_test)
     _, after_svd = compressed.evaluate(x_test, data.y_test, verbose=0)
-    compressed.fit(flatten(data.x_train), data.y_train,
-                   epochs=args.fine_tune_epochs, batch_size=100, verbose=0)
+    compressed.fit(
+        flatten(data.x_train),
+        data.y_train,
+        epochs=args.fine_tune_epochs,
+        batch_size=100,
+        verbose=0,
+    )
     _, after_tuning = compressed.evaluate(x_test, data.y_test, verbose=0)
-    print(f"   held-out accuracy: dense {dense_acc:.2%}, right after TT-SVD "
-          f"{after_svd:.2%}, after {args.fine_tune_epochs} fine-tuning "
-          f"epochs {after_tuning:.2%}")
+    print(
+        f"   held-out accuracy: dense {dense_acc:.2%}, right after TT-SVD "
+        f"{after_svd:.2%}, after {args.fine_tune_epochs} fine-tuning "
+        f"epochs {after_tuning:.2%}"
+    )
 
     print("\n4. Export to TFLite (builtin ops only) and run in LiteRT")
     results = export_and_evaluate(dense, compressed, data)
-    return {"dense_accuracy": dense_acc, "tt_accuracy": tt_acc,
-            "tensorized_accuracy": after_svd,
-            "fine_tuned_accuracy": after_tuning, "litert": results}
+    return {
+        "dense_accuracy": dense_acc,
+        "tt_accuracy": tt_acc,
+        "tensorized_accuracy": after_svd,
+        "fine_tuned_accuracy": after_tuning,
+        "litert": results,
+    }
 
 
 def indent(text, prefix="   "):
@@ -161,7 +209,9 @@ def export_and_evaluate(dense, compressed, data):
         for label, model, quantization in runs:
             path = os.path.join(folder, label.replace(", ", "_") + ".tflite")
             keras_tt.export_tflite(
-                model, path, quantization=quantization,
+                model,
+                path,
+                quantization=quantization,
                 representative_data=calibration,
                 validation_data=(x_test[:500], data.y_test[:500]),
                 verbose=False,
@@ -169,16 +219,22 @@ def export_and_evaluate(dense, compressed, data):
             result = evaluate_tflite(path, x_test, data.y_test)
             rows.append((label, result))
     dense_result = rows[0][1]
-    print(f"   {'model':<16} {'file size':>11} {'accuracy':>9} "
-          f"{'latency (batch 1, 1 thread)':>28}")
+    print(
+        f"   {'model':<16} {'file size':>11} {'accuracy':>9} "
+        f"{'latency (batch 1, 1 thread)':>28}"
+    )
     for label, result in rows:
         size_ratio = dense_result["file_size"] / result["file_size"]
         speedup = dense_result["latency_ms"] / result["latency_ms"]
-        print(f"   {label:<16} {result['file_size']:>11,} "
-              f"{result['accuracy']:>9.2%} {result['latency_ms']:>10.3f} ms"
-              f"   ({size_ratio:,.1f}x smaller, {speedup:,.1f}x faster)")
-    return {label: {k: v for k, v in result.items() if k != "outputs"}
-            for label, result in rows}
+        print(
+            f"   {label:<16} {result['file_size']:>11,} "
+            f"{result['accuracy']:>9.2%} {result['latency_ms']:>10.3f} ms"
+            f"   ({size_ratio:,.1f}x smaller, {speedup:,.1f}x faster)"
+        )
+    return {
+        label: {k: v for k, v in result.items() if k != "outputs"}
+        for label, result in rows
+    }
 
 
 if __name__ == "__main__":

@@ -51,8 +51,10 @@ def run(verbose: int = 1) -> list[dict]:
         ("fc1 rank 4", {"fc1": _settings(FC1_MODES, 4)}),
         ("fc1 rank 2", {"fc1": _settings(FC1_MODES, 2)}),
         ("fc1 rank 1", {"fc1": _settings(FC1_MODES, 1)}),
-        ("fc1+fc2 rank 4", {"fc1": _settings(FC1_MODES, 4),
-                            "fc2": _settings(FC2_MODES, 4)}),
+        (
+            "fc1+fc2 rank 4",
+            {"fc1": _settings(FC1_MODES, 4), "fc2": _settings(FC2_MODES, 4)},
+        ),
     ]
     image = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3))
     image = image.astype("float32")
@@ -67,15 +69,17 @@ def run(verbose: int = 1) -> list[dict]:
         assert prediction.shape == (1, 1000)
         report = tt_model.tensorize_report
         paper_kernel, paper_model = PAPER[name]
-        rows.append({
-            "config": name,
-            "tt_params": report.kernel_params_after,
-            "kernel_compression": report.kernel_compression,
-            "model_compression": report.compression,
-            "paper_kernel": paper_kernel,
-            "paper_model": paper_model,
-            "seconds": seconds,
-        })
+        rows.append(
+            {
+                "config": name,
+                "tt_params": report.kernel_params_after,
+                "kernel_compression": report.kernel_compression,
+                "model_compression": report.compression,
+                "paper_kernel": paper_kernel,
+                "paper_model": paper_model,
+                "seconds": seconds,
+            }
+        )
         del tt_model
     return rows
 
@@ -88,7 +92,9 @@ def format_rows(rows) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        paper_model = "-" if r["paper_model"] is None else f"{r['paper_model']}x"
+        paper_model = (
+            "-" if r["paper_model"] is None else f"{r['paper_model']}x"
+        )
         lines.append(
             f"| {r['config']} | {r['tt_params']:,} | "
             f"{int(r['kernel_compression']):,}x ({r['paper_kernel']:,}x) | "
@@ -103,8 +109,10 @@ def main(argv=None):
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1])
     args = parser.parse_args(argv)
     rows = run(verbose=args.verbose)
-    print("\nVGG-16 (keras.applications, weights=None): parameter counts "
-          "against Novikov et al. 2015 (ratios truncated as in the paper)")
+    print(
+        "\nVGG-16 (keras.applications, weights=None): parameter counts "
+        "against Novikov et al. 2015 (ratios truncated as in the paper)"
+    )
     print(format_rows(rows))
     for r in rows:
         assert int(r["kernel_compression"]) == r["paper_kernel"], r

@@ -7,23 +7,30 @@ Fully-connected layers whose weight matrix is stored in TT-matrix format
 __version__ = "0.1.0"
 
 # Layers.
-from keras_tt.layers import TTDense
-
 # TT-matrix mathematics on plain arrays and tensors.
-from keras_tt.contraction import contraction_plan, tt_matmul
-from keras_tt.modes import auto_modes, max_tt_ranks
-from keras_tt.tt_matrix import full_matrix
+from keras_tt.contraction import contraction_plan
+from keras_tt.contraction import tt_matmul
+
+# Compressing trained models: TT-SVD, the Dense -> TTDense pass, its report.
+from keras_tt.decomposition import TTDecomposition
+from keras_tt.decomposition import tt_error
+from keras_tt.decomposition import tt_round
+from keras_tt.decomposition import tt_svd
+
+# Export to TFLite/LiteRT (needs the `ai-edge-litert` package at call time).
+from keras_tt.export import export_tflite
+from keras_tt.export import inspect_tflite
 
 # Initialisers.
 from keras_tt.initializers import TTVarianceScaling
-
-# Compressing trained models: TT-SVD, the Dense -> TTDense pass, its report.
-from keras_tt.decomposition import TTDecomposition, tt_error, tt_round, tt_svd
-from keras_tt.report import CompressionReport, LayerRecord, model_report
+from keras_tt.layers import TTDense
+from keras_tt.modes import auto_modes
+from keras_tt.modes import max_tt_ranks
+from keras_tt.report import CompressionReport
+from keras_tt.report import LayerRecord
+from keras_tt.report import model_report
 from keras_tt.tensorize import tensorize
-
-# Export to TFLite/LiteRT (needs the `ai-edge-litert` package at call time).
-from keras_tt.export import export_tflite, inspect_tflite
+from keras_tt.tt_matrix import full_matrix
 
 __all__ = [
     "CompressionReport",

@@ -119,21 +119,44 @@ def build_parser() -> argparse.ArgumentParser:
         "Give --tt-rank, --rel-error or --target-ratio (or a combination).",
     )
     tensorize.add_argument("input", help="the trained model (.keras)")
-    tensorize.add_argument("output", help="where to write the new model (.keras)")
-    tensorize.add_argument("--tt-rank", type=_positive_int, default=None,
-                           help="largest TT-rank of every bond")
-    tensorize.add_argument("--rel-error", type=float, default=None,
-                           help="relative Frobenius error allowed per layer")
-    tensorize.add_argument("--target-ratio", type=float, default=None,
-                           help="compress each selected layer at least this much")
-    tensorize.add_argument("--layers", type=_layer_names, default=None,
-                           help="comma-separated names of the Dense layers to "
-                           "replace (default: every large one)")
-    tensorize.add_argument("--min-params", type=_positive_int, default=16384,
-                           help="without --layers, replace Dense layers with at "
-                           "least this many kernel parameters (default 16384)")
-    tensorize.add_argument("--quiet", action="store_true",
-                           help="no progress bar")
+    tensorize.add_argument(
+        "output", help="where to write the new model (.keras)"
+    )
+    tensorize.add_argument(
+        "--tt-rank",
+        type=_positive_int,
+        default=None,
+        help="largest TT-rank of every bond",
+    )
+    tensorize.add_argument(
+        "--rel-error",
+        type=float,
+        default=None,
+        help="relative Frobenius error allowed per layer",
+    )
+    tensorize.add_argument(
+        "--target-ratio",
+        type=float,
+        default=None,
+        help="compress each selected layer at least this much",
+    )
+    tensorize.add_argument(
+        "--layers",
+        type=_layer_names,
+        default=None,
+        help="comma-separated names of the Dense layers to "
+        "replace (default: every large one)",
+    )
+    tensorize.add_argument(
+        "--min-params",
+        type=_positive_int,
+        default=16384,
+        help="without --layers, replace Dense layers with at "
+        "least this many kernel parameters (default 16384)",
+    )
+    tensorize.add_argument(
+        "--quiet", action="store_true", help="no progress bar"
+    )
     tensorize.set_defaults(run=_tensorize)
 
     export = commands.add_parser(
@@ -145,16 +168,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("input", help="the model (.keras)")
     export.add_argument("output", help="the .tflite file to write")
-    export.add_argument("--quantization", default=None,
-                        choices=["float32", "float16", "dynamic", "int8"],
-                        help="default: float32")
-    export.add_argument("--representative", default=None,
-                        help=".npy file of sample inputs (needed for int8)")
-    export.add_argument("--batch-size", type=_positive_int, default=None,
-                        help="fixed batch size (default: resizable)")
-    export.add_argument("--io-dtype", default="float32",
-                        choices=["float32", "int8"],
-                        help="int8 exports: type of the inputs and outputs")
+    export.add_argument(
+        "--quantization",
+        default=None,
+        choices=["float32", "float16", "dynamic", "int8"],
+        help="default: float32",
+    )
+    export.add_argument(
+        "--representative",
+        default=None,
+        help=".npy file of sample inputs (needed for int8)",
+    )
+    export.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="fixed batch size (default: resizable)",
+    )
+    export.add_argument(
+        "--io-dtype",
+        default="float32",
+        choices=["float32", "int8"],
+        help="int8 exports: type of the inputs and outputs",
+    )
     export.set_defaults(run=_export)
 
     inspect = commands.add_parser(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -91,7 +91,9 @@ def _left_to_right_steps(in_modes, out_modes, ranks):
         else:
             shape = (ranks[k], in_modes[k], rest_in, -1)
             equation = "rnca,rnms->scam"
-        steps.append(ContractionStep(k, shape, equation, _squeezed(first, last)))
+        steps.append(
+            ContractionStep(k, shape, equation, _squeezed(first, last))
+        )
     return steps
 
 
@@ -118,7 +120,9 @@ def _right_to_left_steps(in_modes, out_modes, ranks):
         else:
             shape = (done_out, -1, in_modes[k], ranks[k + 1])
             equation = "eans,rnms->mear"
-        steps.append(ContractionStep(k, shape, equation, _squeezed(first, last)))
+        steps.append(
+            ContractionStep(k, shape, equation, _squeezed(first, last))
+        )
     return steps
 
 

@@ -25,12 +25,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
 
 import numpy as np
 
 from keras_tt import modes as modes_lib
-from keras_tt.tt_matrix import check_cores, full_matrix, num_tt_params, tt_shape
+from keras_tt.tt_matrix import check_cores
+from keras_tt.tt_matrix import full_matrix
+from keras_tt.tt_matrix import num_tt_params
+from keras_tt.tt_matrix import tt_shape
 
 # An unfolding at least this many times wider (or taller) than its small side
 # is split through the eigen-decomposition of its Gram matrix, which costs one
@@ -108,8 +113,10 @@ class TTDecomposition(Sequence):
     @property
     def compression_ratio(self) -> float:
         """Dense matrix size ``prod(n) * prod(m)`` over the core size."""
-        return math.prod(self.in_modes) * math.prod(self.out_modes) / (
-            self.num_params
+        return (
+            math.prod(self.in_modes)
+            * math.prod(self.out_modes)
+            / (self.num_params)
         )
 
     def __repr__(self) -> str:
@@ -167,8 +174,9 @@ def _as_float_array(array, name):
                 f"Received an invalid value for `{name}`, expected a real "
                 f"numeric array. Received: {name} of dtype {array.dtype}"
             )
-        array = array.astype(np.float32 if array.dtype == np.float16
-                             else np.float64)
+        array = array.astype(
+            np.float32 if array.dtype == np.float16 else np.float64
+        )
     if not np.isfinite(array).all():
         raise ValueError(
             f"Received an invalid value for `{name}`, expected finite "
@@ -218,8 +226,10 @@ def _truncated_split(unfolding, max_rank, max_sq_error, method):
         if (
             cols >= _GRAM_ASPECT_RATIO * rows
             and unfolding.size >= _GRAM_MIN_SIZE
-            and (max_sq_error is None or max_sq_error >= _GRAM_MIN_BUDGET
-                 * _sum_of_squares(unfolding))
+            and (
+                max_sq_error is None
+                or max_sq_error >= _GRAM_MIN_BUDGET * _sum_of_squares(unfolding)
+            )
         ):
             method = "gram"
     if method == "gram":
@@ -433,7 +443,8 @@ def tt_round(
     (1, 2, 1)
     """
     arrays = [
-        _as_float_array(c, f"cores[{k}]") for k, c in enumerate(check_cores(cores))
+        _as_float_array(c, f"cores[{k}]")
+        for k, c in enumerate(check_cores(cores))
     ]
     dtype = np.result_type(*arrays)
     arrays = [a.astype(dtype, copy=False) for a in arrays]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 # Modes larger than this make the cores wide and the contraction slow; the
 # paper's shapes use factors between 2 and 8.
@@ -102,7 +102,9 @@ def auto_modes(
     return _balanced_split(n_pad, num_modes), _balanced_split(m_pad, num_modes)
 
 
-def validate_modes(modes, name: str, width: int | None = None) -> tuple[int, ...]:
+def validate_modes(
+    modes, name: str, width: int | None = None
+) -> tuple[int, ...]:
     """Check a user's modes: positive integers whose product is ``width``."""
     received = modes
     try:

@@ -8,7 +8,7 @@ that contains `TTDense` layers (this is what ``keras-tt inspect`` prints).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 
@@ -110,8 +110,16 @@ class CompressionReport:
 
     def table(self) -> str:
         """The report as a plain-text table."""
-        headers = ["layer", "kernel", "modes (in x out)", "TT-ranks",
-                   "dense params", "TT params", "compression", "rel. error"]
+        headers = [
+            "layer",
+            "kernel",
+            "modes (in x out)",
+            "TT-ranks",
+            "dense params",
+            "TT params",
+            "compression",
+            "rel. error",
+        ]
         rows = [
             [
                 r.name,
@@ -125,11 +133,30 @@ class CompressionReport:
             ]
             for r in self.layers
         ]
-        rows.append(["TT kernels", "", "", "", f"{self.kernel_params_before:,}",
-                     f"{self.kernel_params_after:,}",
-                     f"{self.kernel_compression:,.1f}x", ""])
-        rows.append(["whole model", "", "", "", f"{self.params_before:,}",
-                     f"{self.params_after:,}", f"{self.compression:,.2f}x", ""])
+        rows.append(
+            [
+                "TT kernels",
+                "",
+                "",
+                "",
+                f"{self.kernel_params_before:,}",
+                f"{self.kernel_params_after:,}",
+                f"{self.kernel_compression:,.1f}x",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "whole model",
+                "",
+                "",
+                "",
+                f"{self.params_before:,}",
+                f"{self.params_after:,}",
+                f"{self.compression:,.2f}x",
+                "",
+            ]
+        )
         return _format_table(headers, rows)
 
     def print_table(self, print_fn: Callable[[str], None] | None = None):
@@ -160,8 +187,9 @@ def _format_table(headers, rows) -> str:
     return "\n".join(lines)
 
 
-def layer_record(layer: TTDense, name: str | None = None,
-                 rel_error: float | None = None) -> LayerRecord:
+def layer_record(
+    layer: TTDense, name: str | None = None, rel_error: float | None = None
+) -> LayerRecord:
     """The `LayerRecord` of a built `TTDense` layer."""
     return LayerRecord(
         name=name or layer.name,

@@ -12,20 +12,22 @@ import dataclasses
 import math
 import numbers
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 
 from keras_tt import modes as modes_lib
-from keras_tt.decomposition import TTDecomposition, check_rel_error, tt_svd
+from keras_tt.decomposition import TTDecomposition
+from keras_tt.decomposition import check_rel_error
+from keras_tt.decomposition import tt_svd
 from keras_tt.layers import TTDense
-from keras_tt.report import (
-    CompressionReport,
-    iter_layers,
-    layer_record,
-    model_report,
-)
+from keras_tt.report import CompressionReport
+from keras_tt.report import iter_layers
+from keras_tt.report import layer_record
+from keras_tt.report import model_report
 from keras_tt.tt_matrix import num_tt_params
 
 __all__ = ["tensorize", "model_report", "DEFAULT_MIN_PARAMS"]
@@ -34,8 +36,13 @@ __all__ = ["tensorize", "model_report", "DEFAULT_MIN_PARAMS"]
 # their share of a model is small and a TT-SVD of them gains little.
 DEFAULT_MIN_PARAMS = 16_384
 
-_SETTING_KEYS = ("tt_rank", "rel_error", "target_ratio", "in_modes",
-                 "out_modes")
+_SETTING_KEYS = (
+    "tt_rank",
+    "rel_error",
+    "target_ratio",
+    "in_modes",
+    "out_modes",
+)
 
 
 @dataclasses.dataclass
@@ -95,8 +102,9 @@ def _rank_for_ratio(name, input_dim, units, in_modes, out_modes, target_ratio):
     limits = modes_lib.max_tt_ranks(in_modes, out_modes)
     best = None
     for rank in range(1, max(limits) + 1):
-        ranks = modes_lib.resolve_tt_ranks(rank, in_modes, out_modes,
-                                           warn=False)
+        ranks = modes_lib.resolve_tt_ranks(
+            rank, in_modes, out_modes, warn=False
+        )
         if dense / num_tt_params(in_modes, out_modes, ranks) < target_ratio:
             break
         best = rank
@@ -136,19 +144,30 @@ def _convert_dense(
     # The layer is given the user's modes (or none) and resolves them itself:
     # explicit modes must multiply to the widths, automatic ones may pad.
     given_in_modes, given_out_modes = in_modes, out_modes
-    in_modes, out_modes = _resolve_layer_modes(units, input_dim, in_modes,
-                                               out_modes)
+    in_modes, out_modes = _resolve_layer_modes(
+        units, input_dim, in_modes, out_modes
+    )
     padded = (math.prod(in_modes), math.prod(out_modes))
     if padded != kernel.shape:
-        kernel = np.pad(kernel, [(0, padded[0] - input_dim),
-                                 (0, padded[1] - units)])
+        kernel = np.pad(
+            kernel, [(0, padded[0] - input_dim), (0, padded[1] - units)]
+        )
     max_rank = None
     if tt_rank is not None:
-        max_rank = modes_lib.resolve_tt_ranks(
-            tt_rank, in_modes, out_modes, warn=False
-        )[1:-1] or None
-    decomposition = tt_svd(kernel, in_modes, out_modes, max_rank=max_rank,
-                           rel_error=rel_error, callback=callback)
+        max_rank = (
+            modes_lib.resolve_tt_ranks(
+                tt_rank, in_modes, out_modes, warn=False
+            )[1:-1]
+            or None
+        )
+    decomposition = tt_svd(
+        kernel,
+        in_modes,
+        out_modes,
+        max_rank=max_rank,
+        rel_error=rel_error,
+        callback=callback,
+    )
     inner = decomposition.ranks[1:-1]
     layer_rank = inner[0] if inner and len(set(inner)) == 1 else list(inner)
     layer = TTDense(
@@ -199,8 +218,9 @@ def _check_settings(settings, where):
             f"Received: {dict(settings)!r}"
         )
     clean = dict(settings)
-    _check_rank_arguments(clean.get("tt_rank"), clean.get("rel_error"),
-                          clean.get("target_ratio"))
+    _check_rank_arguments(
+        clean.get("tt_rank"), clean.get("rel_error"), clean.get("target_ratio")
+    )
     for key in ("in_modes", "out_modes"):
         if clean.get(key) is not None:
             clean[key] = modes_lib.validate_modes(clean[key], key)
@@ -234,16 +254,19 @@ def _check_modes_argument(modes):
     if modes is None:
         return None
     if isinstance(modes, Mapping):
-        return {key: _check_modes_argument(value)
-                for key, value in modes.items()}
+        return {
+            key: _check_modes_argument(value) for key, value in modes.items()
+        }
     if (
         isinstance(modes, Sequence)
         and not isinstance(modes, (str, bytes))
         and len(modes) == 2
         and all(isinstance(m, Sequence) for m in modes)
     ):
-        return (modes_lib.validate_modes(modes[0], "in_modes"),
-                modes_lib.validate_modes(modes[1], "out_modes"))
+        return (
+            modes_lib.validate_modes(modes[0], "in_modes"),
+            modes_lib.validate_modes(modes[1], "out_modes"),
+        )
     raise ValueError(
         "Received an invalid value for `modes`, expected a pair "
         "(in_modes, out_modes) or a dict {layer name: (in_modes, out_modes)}."
@@ -269,8 +292,9 @@ def _select(model, layers, min_params):
                     f"Received: layers=[{key.name!r} ({type(key).__name__})]"
                 )
         elif isinstance(key, str):
-            matches = [(n, l) for n, l in all_layers
-                       if n == key or l.name == key]
+            matches = [
+                (n, l) for n, l in all_layers if n == key or l.name == key
+            ]
             if not matches:
                 raise ValueError(
                     f"Received an invalid value for `layers`: the model has no "
@@ -293,10 +317,7 @@ def _select(model, layers, min_params):
         return name, layer
 
     if layers is None:
-        return [
-            (n, l, {}) for n, l in dense
-            if _kernel_size(l) >= min_params
-        ]
+        return [(n, l, {}) for n, l in dense if _kernel_size(l) >= min_params]
     if isinstance(layers, (str, keras.layers.Layer)):
         layers = [layers]
     if isinstance(layers, Mapping):
@@ -510,7 +531,8 @@ def tensorize(
     selected = _select(model, layers, min_params)
     if not selected:
         dense_sizes = {
-            n: _kernel_size(l) for n, l in iter_layers(model)
+            n: _kernel_size(l)
+            for n, l in iter_layers(model)
             if isinstance(l, keras.layers.Dense)
         }
         raise ValueError(
@@ -555,8 +577,12 @@ def tensorize(
     for plan in plans:
         before = done[0]
         new_layer, decomposition = _convert_dense(
-            plan.layer, plan.tt_rank, plan.rel_error, plan.given_in_modes,
-            plan.given_out_modes, callback=advance,
+            plan.layer,
+            plan.tt_rank,
+            plan.rel_error,
+            plan.given_in_modes,
+            plan.given_out_modes,
+            callback=advance,
         )
         if done[0] == before:
             advance(None)
@@ -594,8 +620,7 @@ def tensorize(
 
     # 6. Report.
     records = [
-        layer_record(replacements[id(p.layer)], p.name,
-                     errors[id(p.layer)])
+        layer_record(replacements[id(p.layer)], p.name, errors[id(p.layer)])
         for p in plans
     ]
     report = CompressionReport(
@@ -632,15 +657,17 @@ def _plan(name, layer, settings, tt_rank, rel_error, target_ratio, modes):
     input_dim, units = (int(s) for s in layer.kernel.shape)
     given_in_modes, given_out_modes = in_modes, out_modes
     try:
-        in_modes, out_modes = _resolve_layer_modes(units, input_dim,
-                                                   in_modes, out_modes)
+        in_modes, out_modes = _resolve_layer_modes(
+            units, input_dim, in_modes, out_modes
+        )
     except ValueError as error:
         raise ValueError(
             f"Layer '{name}' ({input_dim}x{units}): {error}"
         ) from None
     if layer_ratio is not None:
-        layer_rank = _rank_for_ratio(name, input_dim, units, in_modes,
-                                     out_modes, layer_ratio)
+        layer_rank = _rank_for_ratio(
+            name, input_dim, units, in_modes, out_modes, layer_ratio
+        )
     if layer_rank is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -648,5 +675,14 @@ def _plan(name, layer, settings, tt_rank, rel_error, target_ratio, modes):
                 modes_lib.resolve_tt_ranks(layer_rank, in_modes, out_modes)
             except ValueError as error:
                 raise ValueError(f"Layer '{name}': {error}") from None
-    return _Plan(name, layer, layer_rank, layer_error, layer_ratio,
-                 in_modes, out_modes, given_in_modes, given_out_modes)
+    return _Plan(
+        name,
+        layer,
+        layer_rank,
+        layer_error,
+        layer_ratio,
+        in_modes,
+        out_modes,
+        given_in_modes,
+        given_out_modes,
+    )

@@ -14,7 +14,7 @@ where the row index ``i`` is the C-order (row-major) flattening of
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,8 +27,10 @@ def check_cores(cores: Sequence) -> list[np.ndarray]:
     """Check that ``cores`` chain together; return them as NumPy arrays."""
     arrays = [_as_numpy(c) for c in cores]
     if not arrays:
-        raise ValueError("Received an invalid value for `cores`, expected at "
-                         "least one core. Received: cores=[]")
+        raise ValueError(
+            "Received an invalid value for `cores`, expected at "
+            "least one core. Received: cores=[]"
+        )
     for k, core in enumerate(arrays):
         if core.ndim != 4:
             raise ValueError(

@@ -3,16 +3,15 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tt_reference import naive_full_matrix
+from tt_reference import random_cores
 
 from keras_tt import full_matrix
-from keras_tt.contraction import (
-    LEFT_TO_RIGHT,
-    RIGHT_TO_LEFT,
-    contraction_flops,
-    contraction_plan,
-    tt_matmul,
-)
-from tt_reference import naive_full_matrix, random_cores
+from keras_tt.contraction import LEFT_TO_RIGHT
+from keras_tt.contraction import RIGHT_TO_LEFT
+from keras_tt.contraction import contraction_flops
+from keras_tt.contraction import contraction_plan
+from keras_tt.contraction import tt_matmul
 
 SHAPES = [
     # (in_modes, out_modes, ranks)
@@ -26,7 +25,9 @@ SHAPES = [
 
 
 @pytest.mark.parametrize("in_modes, out_modes, ranks", SHAPES)
-def test_full_matrix_matches_entrywise_products(rng, in_modes, out_modes, ranks):
+def test_full_matrix_matches_entrywise_products(
+    rng, in_modes, out_modes, ranks
+):
     cores = random_cores(rng, in_modes, out_modes, ranks)
     np.testing.assert_allclose(
         full_matrix(cores), naive_full_matrix(cores), rtol=1e-12, atol=1e-12
@@ -42,7 +43,10 @@ def test_tt_matmul_equals_x_times_full_matrix(
     x = rng.standard_normal((3, int(np.prod(in_modes))))
     expected = x @ naive_full_matrix(cores)
     got = tt_matmul(
-        tf.constant(x), [tf.constant(c) for c in cores], in_modes, out_modes,
+        tf.constant(x),
+        [tf.constant(c) for c in cores],
+        in_modes,
+        out_modes,
         direction,
     )
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10, atol=1e-10)
@@ -50,7 +54,9 @@ def test_tt_matmul_equals_x_times_full_matrix(
 
 @pytest.mark.parametrize("direction", [LEFT_TO_RIGHT, RIGHT_TO_LEFT])
 @pytest.mark.parametrize("in_modes, out_modes, ranks", SHAPES)
-def test_chain_stays_within_tflite_limits(in_modes, out_modes, ranks, direction):
+def test_chain_stays_within_tflite_limits(
+    in_modes, out_modes, ranks, direction
+):
     """At most 4-D tensors; every summed index is in both operands."""
     for step in contraction_plan(in_modes, out_modes, ranks, direction):
         lhs, out = step.equation.split("->")
@@ -77,8 +83,9 @@ def test_generated_equations_are_pinned():
     assert [s.core_index for s in plan] == [5, 4, 3, 2, 1, 0]
     assert plan[1].state_shape == (4, -1, 7, 4)
     assert plan[5].state_shape == (1024, -1, 2, 4)
-    left = contraction_plan((4, 8, 8, 4), (4, 8, 8, 4), (1, 8, 8, 8, 1),
-                            direction=LEFT_TO_RIGHT)
+    left = contraction_plan(
+        (4, 8, 8, 4), (4, 8, 8, 4), (1, 8, 8, 8, 1), direction=LEFT_TO_RIGHT
+    )
     assert [s.equation for s in left] == [
         "anc,nms->scam",
         "rnca,rnms->scam",
@@ -92,7 +99,11 @@ def test_generated_equations_are_pinned():
 
 
 def test_plan_picks_the_cheaper_direction():
-    in_modes, out_modes, ranks = (2, 7, 8, 8, 7, 4), (4,) * 6, (1,) + (4,) * 5 + (1,)
+    in_modes, out_modes, ranks = (
+        (2, 7, 8, 8, 7, 4),
+        (4,) * 6,
+        (1,) + (4,) * 5 + (1,),
+    )
     l2r = contraction_flops(in_modes, out_modes, ranks, LEFT_TO_RIGHT)
     r2l = contraction_flops(in_modes, out_modes, ranks, RIGHT_TO_LEFT)
     assert r2l < l2r
@@ -109,7 +120,9 @@ def test_flop_count_matches_the_einsums(rng):
     for direction in (LEFT_TO_RIGHT, RIGHT_TO_LEFT):
         state, total = rng.standard_normal((1, 24)), 0
         for step in contraction_plan(in_modes, out_modes, ranks, direction):
-            core = np.squeeze(cores[step.core_index], axis=step.squeeze_core_axes)
+            core = np.squeeze(
+                cores[step.core_index], axis=step.squeeze_core_axes
+            )
             state = state.reshape(step.state_shape)
             operands = step.equation.split("->")[0].split(",")
             sizes = dict(zip(operands[0], state.shape))
@@ -126,11 +139,13 @@ def test_invalid_direction_is_rejected():
 
 def test_tt_matmul_runs_under_xla(rng):
     in_modes, out_modes, ranks = (4, 8, 8, 4), (4, 8, 8, 4), (1, 8, 8, 8, 1)
-    cores = [tf.constant(c) for c in random_cores(rng, in_modes, out_modes, ranks,
-                                                   np.float32)]
+    cores = [
+        tf.constant(c)
+        for c in random_cores(rng, in_modes, out_modes, ranks, np.float32)
+    ]
     x = tf.constant(rng.standard_normal((5, 1024)).astype(np.float32))
-    fn = tf.function(lambda v: tt_matmul(v, cores, in_modes, out_modes),
-                     jit_compile=True)
+    fn = tf.function(
+        lambda v: tt_matmul(v, cores, in_modes, out_modes), jit_compile=True
+    )
     expected = x.numpy() @ full_matrix([c.numpy() for c in cores])
     np.testing.assert_allclose(fn(x).numpy(), expected, rtol=1e-4, atol=1e-3)
-

@@ -5,7 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from keras_tt.decomposition import TTDecomposition, tt_error, tt_round, tt_svd
+from keras_tt.decomposition import TTDecomposition
+from keras_tt.decomposition import tt_error
+from keras_tt.decomposition import tt_round
+from keras_tt.decomposition import tt_svd
 from keras_tt.modes import max_tt_ranks
 from keras_tt.tt_matrix import full_matrix
 
@@ -40,8 +43,9 @@ def structured_matrices(rng, rows, cols):
         "hilbert": 1.0 / (i + j + 1.0),
         "smooth": np.sin(0.05 * i * j) + np.cos(0.1 * (i - j)),
         "low_rank_plus_noise": rng.normal(size=(rows, 3))
-        @ rng.normal(size=(3, cols)) + 0.05 * rng.normal(size=(rows, cols)),
-        "decaying_spectrum": (rng.normal(size=(rows, rows)) * 0.7 ** i.T)
+        @ rng.normal(size=(3, cols))
+        + 0.05 * rng.normal(size=(rows, cols)),
+        "decaying_spectrum": (rng.normal(size=(rows, rows)) * 0.7**i.T)
         @ rng.normal(size=(rows, cols)),
     }
 
@@ -53,8 +57,9 @@ def structured_matrices(rng, rows, cols):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("in_modes, out_modes", SHAPES)
 @pytest.mark.parametrize("rank", [1, 2, 3])
-def test_known_rank_tt_matrix_is_recovered(seed, dtype, in_modes, out_modes,
-                                           rank):
+def test_known_rank_tt_matrix_is_recovered(
+    seed, dtype, in_modes, out_modes, rank
+):
     rng = np.random.default_rng(seed)
     cores, ranks = random_tt(rng, in_modes, out_modes, rank, dtype)
     matrix = full_matrix(cores).astype(dtype)
@@ -118,16 +123,27 @@ def test_dtypes_are_kept_and_integers_become_float64(rng):
 
 
 @pytest.mark.parametrize("eps", [0.01, 0.1, 0.3, 0.7])
-@pytest.mark.parametrize("in_modes, out_modes", [((4, 6, 3), (3, 4, 5)),
-                                                 ((2, 3, 2, 4), (2, 5, 3, 2))])
-@pytest.mark.parametrize("kind", ["gaussian", "hilbert", "smooth",
-                                  "low_rank_plus_noise", "decaying_spectrum"])
+@pytest.mark.parametrize(
+    "in_modes, out_modes",
+    [((4, 6, 3), (3, 4, 5)), ((2, 3, 2, 4), (2, 5, 3, 2))],
+)
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "gaussian",
+        "hilbert",
+        "smooth",
+        "low_rank_plus_noise",
+        "decaying_spectrum",
+    ],
+)
 def test_rel_error_is_guaranteed(eps, in_modes, out_modes, kind, rng):
     rows, cols = math.prod(in_modes), math.prod(out_modes)
     matrix = structured_matrices(rng, rows, cols)[kind]
     for dtype in (np.float64, np.float32):
-        result = tt_svd(matrix.astype(dtype), in_modes, out_modes,
-                        rel_error=eps)
+        result = tt_svd(
+            matrix.astype(dtype), in_modes, out_modes, rel_error=eps
+        )
         achieved = relative_error(matrix, result)
         assert achieved <= eps * (1 + 1e-5)
         # The reported error is the achieved one.
@@ -146,8 +162,9 @@ def test_two_cores_use_the_smallest_rank_eckart_young(eps, rng):
     unfolding = matrix.reshape(4, 6, 5, 4).transpose(0, 2, 1, 3).reshape(20, 24)
     sv = np.linalg.svd(unfolding, compute_uv=False)
     tails = [np.sqrt(np.sum(sv[r:] ** 2)) for r in range(len(sv) + 1)]
-    expected = next(r for r, t in enumerate(tails)
-                    if t <= eps * np.linalg.norm(matrix))
+    expected = next(
+        r for r, t in enumerate(tails) if t <= eps * np.linalg.norm(matrix)
+    )
     result = tt_svd(matrix, in_modes, out_modes, rel_error=eps)
     assert result.ranks == (1, expected, 1)
     assert result.rel_error == pytest.approx(
@@ -162,10 +179,14 @@ def test_rank_caps_are_respected(max_rank, rng):
     result = tt_svd(matrix, in_modes, out_modes, max_rank=max_rank)
     caps = (max_rank,) * 3 if isinstance(max_rank, int) else max_rank
     limits = max_tt_ranks(in_modes, out_modes)
-    assert result.ranks == (1, *(min(c, l) for c, l in
-                                 zip(caps, limits[1:-1])), 1)
-    assert result.rel_error == pytest.approx(relative_error(matrix, result),
-                                             rel=1e-6)
+    assert result.ranks == (
+        1,
+        *(min(c, l) for c, l in zip(caps, limits[1:-1])),
+        1,
+    )
+    assert result.rel_error == pytest.approx(
+        relative_error(matrix, result), rel=1e-6
+    )
 
 
 def test_rank_cap_and_rel_error_together(rng):
@@ -177,11 +198,11 @@ def test_rank_cap_and_rel_error_together(rng):
     assert all(c <= l for c, l in zip(capped.ranks, loose.ranks))
     # A random matrix cannot reach 10% error at rank 3; the error is reported.
     assert capped.rel_error > 0.1
-    assert capped.rel_error == pytest.approx(relative_error(matrix, capped),
-                                             rel=1e-6)
+    assert capped.rel_error == pytest.approx(
+        relative_error(matrix, capped), rel=1e-6
+    )
     # A cap above what the budget needs changes nothing.
-    generous = tt_svd(matrix, in_modes, out_modes, max_rank=1000,
-                      rel_error=0.1)
+    generous = tt_svd(matrix, in_modes, out_modes, max_rank=1000, rel_error=0.1)
     assert generous.ranks == loose.ranks
 
 
@@ -212,9 +233,11 @@ def test_round_recovers_the_sum_of_two_tt_matrices(rng):
     expected = full_matrix(a) + full_matrix(b)
     np.testing.assert_allclose(full_matrix(total), expected, atol=1e-12)
 
-    doubled = [np.concatenate([total[0], total[0]], axis=3),
-               _block_diag(total[1], total[1]),
-               np.concatenate([total[2], total[2]], axis=0)]
+    doubled = [
+        np.concatenate([total[0], total[0]], axis=3),
+        _block_diag(total[1], total[1]),
+        np.concatenate([total[2], total[2]], axis=0),
+    ]
     # Doubling the representation: ranks 6, matrix 2 (a + b), TT-rank 3.
     rounded = tt_round(doubled, rel_error=1e-8)
     assert rounded.ranks == (1, 3, 3, 1)
@@ -252,8 +275,9 @@ def test_round_respects_rank_caps_and_matches_tt_svd(rng):
     direct = tt_svd(matrix, in_modes, out_modes, max_rank=4)
     assert rounded.ranks == direct.ranks == (1, 4, 4, 4, 1)
     # Both are the same quasi-optimal truncation of the same matrix.
-    np.testing.assert_allclose(full_matrix(rounded), full_matrix(direct),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        full_matrix(rounded), full_matrix(direct), atol=1e-9
+    )
 
 
 def test_round_accepts_keras_variables(rng):
@@ -262,8 +286,9 @@ def test_round_accepts_keras_variables(rng):
     cores, _ = random_tt(rng, (2, 3), (3, 2), 2)
     variables = [keras.Variable(c.astype(np.float32)) for c in cores]
     rounded = tt_round(variables, max_rank=2)
-    np.testing.assert_allclose(full_matrix(rounded), full_matrix(cores),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        full_matrix(rounded), full_matrix(cores), rtol=1e-4, atol=1e-4
+    )
 
 
 # ------------------------------------------------------------------ errors
@@ -281,38 +306,57 @@ def test_nan_or_inf_raise(bad, rng):
         tt_round(cores, max_rank=1)
 
 
-@pytest.mark.parametrize("max_rank, shown", [
-    (0, "max_rank=0"), (-2, "max_rank=-2"), (1.5, "max_rank=1.5"),
-    ("4", "max_rank='4'"), (True, "max_rank=True"), ((2, 0), r"max_rank=\(2, 0\)"),
-])
+@pytest.mark.parametrize(
+    "max_rank, shown",
+    [
+        (0, "max_rank=0"),
+        (-2, "max_rank=-2"),
+        (1.5, "max_rank=1.5"),
+        ("4", "max_rank='4'"),
+        (True, "max_rank=True"),
+        ((2, 0), r"max_rank=\(2, 0\)"),
+    ],
+)
 def test_bad_max_rank(max_rank, shown, rng):
-    with pytest.raises(ValueError, match=r"invalid value for `max_rank`.*"
-                       + shown):
+    with pytest.raises(
+        ValueError, match=r"invalid value for `max_rank`.*" + shown
+    ):
         tt_svd(rng.normal(size=(8, 9)), (2, 2, 2), (3, 3, 1), max_rank=max_rank)
 
 
 def test_max_rank_sequence_of_wrong_length(rng):
-    with pytest.raises(ValueError, match=r"expected one integer or a sequence "
-                       r"of 2 inner ranks for 3 cores.*max_rank=\(2,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected one integer or a sequence "
+        r"of 2 inner ranks for 3 cores.*max_rank=\(2,\)",
+    ):
         tt_svd(rng.normal(size=(8, 9)), (2, 2, 2), (3, 3, 1), max_rank=(2,))
 
 
-@pytest.mark.parametrize("rel_error", [0, 1, -0.1, 1.5, True, "0.1",
-                                       float("nan")])
+@pytest.mark.parametrize(
+    "rel_error", [0, 1, -0.1, 1.5, True, "0.1", float("nan")]
+)
 def test_bad_rel_error(rel_error, rng):
-    with pytest.raises(ValueError, match=r"`rel_error`, expected a number "
-                       r"strictly between 0 and 1\. Received: rel_error="):
+    with pytest.raises(
+        ValueError,
+        match=r"`rel_error`, expected a number "
+        r"strictly between 0 and 1\. Received: rel_error=",
+    ):
         tt_svd(rng.normal(size=(8, 9)), (2, 4), (3, 3), rel_error=rel_error)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        tt_round(tt_svd(rng.normal(size=(8, 9)), (2, 4), (3, 3)),
-                 rel_error=rel_error)
+        tt_round(
+            tt_svd(rng.normal(size=(8, 9)), (2, 4), (3, 3)), rel_error=rel_error
+        )
 
 
 def test_bad_shapes_and_modes(rng):
     with pytest.raises(ValueError, match=r"expected a 2-D array.*\(2, 3, 4\)"):
         tt_svd(np.zeros((2, 3, 4)), (2,), (3,))
-    with pytest.raises(ValueError, match=r"`in_modes`, expected modes whose "
-                       r"product equals 8, but their product is 6"):
+    with pytest.raises(
+        ValueError,
+        match=r"`in_modes`, expected modes whose "
+        r"product equals 8, but their product is 6",
+    ):
         tt_svd(np.zeros((8, 9)), (2, 3), (3, 3))
     with pytest.raises(ValueError, match=r"`out_modes`.*product equals 9"):
         tt_svd(np.zeros((8, 9)), (2, 4), (3, 2))

@@ -14,14 +14,12 @@ import tensorflow as tf
 
 import keras_tt
 from keras_tt.datasets import load_mnist
-from keras_tt.export import (
-    UnsupportedOpError,
-    VerificationError,
-    evaluate_tflite,
-    export_keras_file,
-    export_tflite,
-    inspect_tflite,
-)
+from keras_tt.export import UnsupportedOpError
+from keras_tt.export import VerificationError
+from keras_tt.export import evaluate_tflite
+from keras_tt.export import export_keras_file
+from keras_tt.export import export_tflite
+from keras_tt.export import inspect_tflite
 
 interpreter_lib = pytest.importorskip("ai_edge_litert.interpreter")
 
@@ -64,13 +62,29 @@ def keras_outputs(model, x):
     return keras.ops.convert_to_numpy(model(x, training=False))
 
 
-def tt_model(input_shape, units, tt_rank, in_modes, out_modes, head=None,
-             activation="relu", use_bias=True, seed=0):
+def tt_model(
+    input_shape,
+    units,
+    tt_rank,
+    in_modes,
+    out_modes,
+    head=None,
+    activation="relu",
+    use_bias=True,
+    seed=0,
+):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(input_shape)
-    x = keras_tt.TTDense(units, tt_rank, in_modes=in_modes, out_modes=out_modes,
-                         activation=activation, use_bias=use_bias,
-                         bias_initializer="random_normal", name="tt")(inputs)
+    x = keras_tt.TTDense(
+        units,
+        tt_rank,
+        in_modes=in_modes,
+        out_modes=out_modes,
+        activation=activation,
+        use_bias=use_bias,
+        bias_initializer="random_normal",
+        name="tt",
+    )(inputs)
     if head:
         x = keras.layers.Dense(head, name="head")(x)
     return keras.Model(inputs, x)
@@ -79,10 +93,12 @@ def tt_model(input_shape, units, tt_rank, in_modes, out_modes, head=None,
 # Models with TT layers of 2 to 6 cores, mixed with ordinary layers.
 MODELS = {
     "d2_relu_bias": lambda: tt_model((64,), 32, 4, (8, 8), (4, 8)),
-    "d3_no_bias_head": lambda: tt_model((120,), 48, 3, (4, 5, 6), (4, 4, 3),
-                                        head=10, use_bias=False),
-    "d4_tanh_3d_input": lambda: tt_model((5, 256), 81, 2, (4, 4, 4, 4),
-                                         (3, 3, 3, 3), activation="tanh"),
+    "d3_no_bias_head": lambda: tt_model(
+        (120,), 48, 3, (4, 5, 6), (4, 4, 3), head=10, use_bias=False
+    ),
+    "d4_tanh_3d_input": lambda: tt_model(
+        (5, 256), 81, 2, (4, 4, 4, 4), (3, 3, 3, 3), activation="tanh"
+    ),
     "d5_padded_width": lambda: tt_model((1021,), 100, 3, None, None, head=7),
     "d6_mixed": lambda: _mixed_d6(),
 }
@@ -93,9 +109,14 @@ def _mixed_d6():
     inputs = keras.Input((8, 8))
     x = keras.layers.Flatten()(inputs)
     x = keras.layers.Dense(64, activation="relu")(x)
-    x = keras_tt.TTDense(64, [2, 3, 4, 3, 2], in_modes=(2,) * 6,
-                         out_modes=(2,) * 6, activation="sigmoid",
-                         bias_initializer="random_normal")(x)
+    x = keras_tt.TTDense(
+        64,
+        [2, 3, 4, 3, 2],
+        in_modes=(2,) * 6,
+        out_modes=(2,) * 6,
+        activation="sigmoid",
+        bias_initializer="random_normal",
+    )(x)
     x = keras.layers.LayerNormalization()(x)
     outputs = keras.layers.Dense(10, activation="softmax")(x)
     return keras.Model(inputs, outputs)
@@ -103,7 +124,9 @@ def _mixed_d6():
 
 def sample_inputs(model, n, seed=0):
     shape = tuple(model.inputs[0].shape[1:])
-    return np.random.default_rng(seed).normal(size=(n,) + shape).astype("float32")
+    return (
+        np.random.default_rng(seed).normal(size=(n,) + shape).astype("float32")
+    )
 
 
 # ------------------------------------------------------- float32, d = 2..6
@@ -160,14 +183,19 @@ QUANTISED_BOUNDS = {"float16": 5e-3, "dynamic": 5e-2, "int8": 0.1}
 
 
 @pytest.mark.parametrize("quantization", ["float16", "dynamic", "int8"])
-@pytest.mark.parametrize("name", ["d3_no_bias_head", "d4_tanh_3d_input", "d6_mixed"])
+@pytest.mark.parametrize(
+    "name", ["d3_no_bias_head", "d4_tanh_3d_input", "d6_mixed"]
+)
 def test_quantised_exports_are_builtin_only_and_close_to_keras(
-        quantization, name, tmp_path):
+    quantization, name, tmp_path
+):
     model = MODELS[name]()
     calibration = _calibration(model)
     path = tmp_path / f"m_{quantization}.tflite"
     report = export_tflite(
-        model, path, quantization=quantization,
+        model,
+        path,
+        quantization=quantization,
         representative_data=calibration if quantization == "int8" else None,
         verbose=False,
     )
@@ -181,14 +209,22 @@ def test_quantised_exports_are_builtin_only_and_close_to_keras(
     for batch in (1, 11):
         got = run_litert(path, x[:batch])
         assert got.shape == expected[:batch].shape
-        assert relative_error(got, expected[:batch]) <= QUANTISED_BOUNDS[quantization]
+        assert (
+            relative_error(got, expected[:batch])
+            <= QUANTISED_BOUNDS[quantization]
+        )
 
 
 def test_int8_export_quantises_every_fully_connected_weight(tmp_path):
     model = MODELS["d3_no_bias_head"]()
     path = tmp_path / "m.tflite"
-    export_tflite(model, path, quantization="int8",
-                  representative_data=_calibration(model), verbose=False)
+    export_tflite(
+        model,
+        path,
+        quantization="int8",
+        representative_data=_calibration(model),
+        verbose=False,
+    )
     interp = interpreter_lib.Interpreter(
         model_path=str(path),
         experimental_op_resolver_type=(
@@ -197,8 +233,11 @@ def test_int8_export_quantises_every_fully_connected_weight(tmp_path):
     )
     interp.allocate_tensors()
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    fully_connected = [op for op in interp._get_ops_details()
-                       if op["op_name"] == "FULLY_CONNECTED"]
+    fully_connected = [
+        op
+        for op in interp._get_ops_details()
+        if op["op_name"] == "FULLY_CONNECTED"
+    ]
     # Three TT cores and the Dense head.
     assert len(fully_connected) == 4
     for op in fully_connected:
@@ -206,15 +245,20 @@ def test_int8_export_quantises_every_fully_connected_weight(tmp_path):
         assert tensors[op["inputs"][1]]["dtype"] == np.int8
 
 
-def test_dynamic_export_keeps_fully_connected_loadable_by_old_runtimes(tmp_path):
+def test_dynamic_export_keeps_fully_connected_loadable_by_old_runtimes(
+    tmp_path,
+):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((784,)),
-        keras.layers.Dense(256, activation="relu"),
-        keras_tt.TTDense(256, 8, in_modes=(4,) * 4, out_modes=(4,) * 4),
-    ])
-    report = export_tflite(model, tmp_path / "m.tflite", quantization="dynamic",
-                           verbose=False)
+    model = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras_tt.TTDense(256, 8, in_modes=(4,) * 4, out_modes=(4,) * 4),
+        ]
+    )
+    report = export_tflite(
+        model, tmp_path / "m.tflite", quantization="dynamic", verbose=False
+    )
     assert report.op_versions["FULLY_CONNECTED"] < 12
     major, minor = map(int, report.min_runtime_version.split(".")[:2])
     assert (major, minor) < (2, 17)
@@ -227,8 +271,14 @@ def test_int8_with_integer_inputs_and_outputs(tmp_path):
     model = MODELS["d3_no_bias_head"]()
     calibration = _calibration(model)
     path = tmp_path / "m.tflite"
-    export_tflite(model, path, quantization="int8", io_dtype="int8",
-                  representative_data=calibration, verbose=False)
+    export_tflite(
+        model,
+        path,
+        quantization="int8",
+        io_dtype="int8",
+        representative_data=calibration,
+        verbose=False,
+    )
     info = inspect_tflite(path)
     assert info.inputs[0].dtype == "int8" and info.outputs[0].dtype == "int8"
     assert info.inputs[0].scale > 0
@@ -249,18 +299,28 @@ def test_fixed_batch_size(tmp_path):
 
 def test_fixed_batch_int8_regroups_calibration_samples(tmp_path):
     model = MODELS["d2_relu_bias"]()
-    report = export_tflite(model, tmp_path / "m.tflite", quantization="int8",
-                           batch_size=4, representative_data=_calibration(model, 10),
-                           verbose=False)
+    report = export_tflite(
+        model,
+        tmp_path / "m.tflite",
+        quantization="int8",
+        batch_size=4,
+        representative_data=_calibration(model, 10),
+        verbose=False,
+    )
     assert report.info.inputs[0].shape == (4, 64)
 
 
 def test_representative_data_as_iterable_of_batches(tmp_path):
     model = MODELS["d2_relu_bias"]()
     data = _calibration(model, 40)
-    batches = (data[i:i + 8] for i in range(0, 40, 8))
-    report = export_tflite(model, tmp_path / "m.tflite", quantization="int8",
-                           representative_data=batches, verbose=False)
+    batches = (data[i : i + 8] for i in range(0, 40, 8))
+    report = export_tflite(
+        model,
+        tmp_path / "m.tflite",
+        quantization="int8",
+        representative_data=batches,
+        verbose=False,
+    )
     assert report.info.builtin_only
     assert report.relative_error <= 0.1
 
@@ -269,8 +329,9 @@ def test_representative_data_as_iterable_of_batches(tmp_path):
 
 
 def test_paper_layer_25088_to_4096_rank_4(tmp_path):
-    model = tt_model((25088,), 4096, 4, (2, 7, 8, 8, 7, 4), (4,) * 6,
-                     activation=None)
+    model = tt_model(
+        (25088,), 4096, 4, (2, 7, 8, 8, 7, 4), (4,) * 6, activation=None
+    )
     assert model.layers[1].num_core_params == 2016
     x = sample_inputs(model, 4, seed=5)
     expected = keras_outputs(model, x)
@@ -282,15 +343,26 @@ def test_paper_layer_25088_to_4096_rank_4(tmp_path):
     # against 411 MB for the dense kernel.
     assert report.file_size < 100_000
     for batch in (1, 4):
-        assert relative_error(run_litert(path, x[:batch]), expected[:batch]) <= 1e-5
+        assert (
+            relative_error(run_litert(path, x[:batch]), expected[:batch])
+            <= 1e-5
+        )
 
     path8 = tmp_path / "fc6_int8.tflite"
     calibration = sample_inputs(model, 16, seed=6)
-    report8 = export_tflite(model, path8, quantization="int8",
-                            representative_data=calibration, verbose=False)
+    report8 = export_tflite(
+        model,
+        path8,
+        quantization="int8",
+        representative_data=calibration,
+        verbose=False,
+    )
     assert report8.info.builtin_only
     for batch in (1, 4):
-        assert relative_error(run_litert(path8, x[:batch]), expected[:batch]) <= 0.1
+        assert (
+            relative_error(run_litert(path8, x[:batch]), expected[:batch])
+            <= 0.1
+        )
 
 
 # ------------------------------------------------------------- MNIST int8
@@ -302,34 +374,50 @@ def test_int8_mnist_tt_model_loses_at_most_one_point(mnist_dir, tmp_path):
     x_test = data.x_test.reshape(-1, 784).astype("float32") / 255.0
     assert len(x_test) == 2000  # the held-out part of the 10k test set
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((784,)),
-        keras_tt.TTDense(256, 8, in_modes=(4, 7, 7, 4), out_modes=(4,) * 4,
-                         activation="relu"),
-        keras.layers.Dense(10),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras_tt.TTDense(
+                256,
+                8,
+                in_modes=(4, 7, 7, 4),
+                out_modes=(4,) * 4,
+                activation="relu",
+            ),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     model.fit(x_train, data.y_train, epochs=3, batch_size=100, verbose=0)
 
     report = export_tflite(
-        model, tmp_path / "mnist_int8.tflite", quantization="int8",
+        model,
+        tmp_path / "mnist_int8.tflite",
+        quantization="int8",
         representative_data=x_train[:300],
-        validation_data=(x_test, data.y_test), verbose=False,
+        validation_data=(x_test, data.y_test),
+        verbose=False,
     )
     assert report.keras_accuracy > 0.9
     assert report.accuracy_change >= -0.01
 
-    keras_acc = np.mean(np.argmax(keras_outputs(model, x_test), -1) == data.y_test)
+    keras_acc = np.mean(
+        np.argmax(keras_outputs(model, x_test), -1) == data.y_test
+    )
     litert_acc = np.mean(
         np.argmax(run_litert(tmp_path / "mnist_int8.tflite", x_test), -1)
-        == data.y_test)
+        == data.y_test
+    )
     assert keras_acc - litert_acc <= 0.01
     assert report.tflite_accuracy == pytest.approx(litert_acc)
 
-    result = evaluate_tflite(tmp_path / "mnist_int8.tflite", x_test, data.y_test,
-                             latency_runs=5)
+    result = evaluate_tflite(
+        tmp_path / "mnist_int8.tflite", x_test, data.y_test, latency_runs=5
+    )
     assert result["accuracy"] == pytest.approx(litert_acc)
     assert result["latency_ms"] > 0
 
@@ -342,24 +430,35 @@ def _small_model():
 
 
 def test_invalid_quantization_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match=(
+    with pytest.raises(
+        ValueError,
+        match=(
             r"Received an invalid value for `quantization`, expected one of "
             r"\(None, 'float32', 'float16', 'dynamic', 'int8'\)\. "
-            r"Received: quantization='int4'")):
-        export_tflite(_small_model(), tmp_path / "m.tflite", quantization="int4")
+            r"Received: quantization='int4'"
+        ),
+    ):
+        export_tflite(
+            _small_model(), tmp_path / "m.tflite", quantization="int4"
+        )
     assert os.listdir(tmp_path) == []
 
 
 def test_int8_needs_representative_data(tmp_path):
     with pytest.raises(ValueError, match=r"Received: representative_data=None"):
-        export_tflite(_small_model(), tmp_path / "m.tflite", quantization="int8")
+        export_tflite(
+            _small_model(), tmp_path / "m.tflite", quantization="int8"
+        )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"batch_size": 0}, r"Received: batch_size=0"),
-    ({"io_dtype": "uint8"}, r"Received: io_dtype='uint8'"),
-    ({"io_dtype": "int8"}, r"need quantization='int8'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 0}, r"Received: batch_size=0"),
+        ({"io_dtype": "uint8"}, r"Received: io_dtype='uint8'"),
+        ({"io_dtype": "int8"}, r"need quantization='int8'"),
+    ],
+)
 def test_other_invalid_arguments(kwargs, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         export_tflite(_small_model(), tmp_path / "m.tflite", **kwargs)
@@ -374,7 +473,9 @@ class OneSidedEinsum(keras.layers.Layer):
     """Sums an index present in one operand only: stays tf.Einsum (Flex)."""
 
     def call(self, x):
-        return tf.einsum("bij,jk->bk", tf.reshape(x, (-1, 4, 8)), tf.ones((8, 3)))
+        return tf.einsum(
+            "bij,jk->bk", tf.reshape(x, (-1, 4, 8)), tf.ones((8, 3))
+        )
 
 
 class Digamma(keras.layers.Layer):
@@ -382,18 +483,24 @@ class Digamma(keras.layers.Layer):
         return tf.math.digamma(x)
 
 
-@pytest.mark.parametrize("layer, op, kind", [
-    (OneSidedEinsum(name="pooling_einsum"), "Einsum", "flex"),
-    (Digamma(name="special_fn"), "Digamma", "custom"),
-])
+@pytest.mark.parametrize(
+    "layer, op, kind",
+    [
+        (OneSidedEinsum(name="pooling_einsum"), "Einsum", "flex"),
+        (Digamma(name="special_fn"), "Digamma", "custom"),
+    ],
+)
 def test_non_builtin_op_is_named_with_its_layer_and_no_file_is_written(
-        layer, op, kind, tmp_path):
+    layer, op, kind, tmp_path
+):
     inputs = keras.Input((64,))
     x = keras_tt.TTDense(32, 2, in_modes=(8, 8), out_modes=(4, 8))(inputs)
     model = keras.Model(inputs, layer(x))
     path = tmp_path / "m.tflite"
     path.write_bytes(b"previous file")
-    with pytest.raises(UnsupportedOpError, match=rf"{op} .*from layer '{layer.name}'") as info:
+    with pytest.raises(
+        UnsupportedOpError, match=rf"{op} .*from layer '{layer.name}'"
+    ) as info:
         export_tflite(model, path, verbose=False)
     assert info.value.ops == [(op, layer.name, kind)]
     assert isinstance(info.value, ValueError)
@@ -402,8 +509,14 @@ def test_non_builtin_op_is_named_with_its_layer_and_no_file_is_written(
 
 
 def test_non_builtin_op_inside_a_nested_model_names_the_inner_layer(tmp_path):
-    block = keras.Sequential([keras.Input((32,)), keras.layers.Dense(16),
-                              Digamma(name="inner_special")], name="block")
+    block = keras.Sequential(
+        [
+            keras.Input((32,)),
+            keras.layers.Dense(16),
+            Digamma(name="inner_special"),
+        ],
+        name="block",
+    )
     inputs = keras.Input((64,))
     x = keras_tt.TTDense(32, 2, in_modes=(8, 8), out_modes=(4, 8))(inputs)
     model = keras.Model(inputs, block(x))
@@ -413,7 +526,8 @@ def test_non_builtin_op_inside_a_nested_model_names_the_inner_layer(tmp_path):
 
 
 def test_mismatch_with_keras_fails_verification_and_writes_nothing(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from keras_tt.export import tflite as tflite_module
 
     true_outputs = tflite_module._keras_outputs
@@ -422,7 +536,9 @@ def test_mismatch_with_keras_fails_verification_and_writes_nothing(
         return [1.01 * y for y in true_outputs(model, arrays)]
 
     monkeypatch.setattr(tflite_module, "_keras_outputs", off_by_one_percent)
-    with pytest.raises(VerificationError, match=r"relative error 0\.0099.* > 1e-05"):
+    with pytest.raises(
+        VerificationError, match=r"relative error 0\.0099.* > 1e-05"
+    ):
         export_tflite(_small_model(), tmp_path / "m.tflite", verbose=False)
     assert os.listdir(tmp_path) == []
 
@@ -432,7 +548,10 @@ def test_several_outputs_are_all_compared(as_dict, tmp_path):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((64,))
     x = keras_tt.TTDense(32, 2, in_modes=(8, 8), out_modes=(4, 8))(inputs)
-    heads = {"z_scores": keras.layers.Dense(3)(x), "a_logits": keras.layers.Dense(5)(x)}
+    heads = {
+        "z_scores": keras.layers.Dense(3)(x),
+        "a_logits": keras.layers.Dense(5)(x),
+    }
     model = keras.Model(inputs, heads if as_dict else list(heads.values()))
     report = export_tflite(model, tmp_path / "m.tflite", verbose=False)
     assert len(report.info.outputs) == 2
@@ -468,11 +587,18 @@ def test_export_keras_file(tmp_path):
     model = MODELS["d3_no_bias_head"]()
     model.save(tmp_path / "m.keras")
     np.save(tmp_path / "calib.npy", _calibration(model, 32))
-    report = export_keras_file(tmp_path / "m.keras", tmp_path / "m.tflite",
-                               quantization="int8",
-                               representative_path=tmp_path / "calib.npy",
-                               verbose=False)
+    report = export_keras_file(
+        tmp_path / "m.keras",
+        tmp_path / "m.tflite",
+        quantization="int8",
+        representative_path=tmp_path / "calib.npy",
+        verbose=False,
+    )
     assert report.info.builtin_only
     x = _calibration(model, 5)
-    assert relative_error(run_litert(tmp_path / "m.tflite", x),
-                          keras_outputs(model, x)) <= 0.1
+    assert (
+        relative_error(
+            run_litert(tmp_path / "m.tflite", x), keras_outputs(model, x)
+        )
+        <= 0.1
+    )

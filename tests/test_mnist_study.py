@@ -31,7 +31,10 @@ def study():
 def quick_run(study, mnist_dir, tmp_path_factory):
     """Run the CLI once with --quick; return the output folder and stdout."""
     out = tmp_path_factory.mktemp("mnist_quick")
-    assert study.main(["--quick", "--data", str(mnist_dir), "--out", str(out)]) == 0
+    assert (
+        study.main(["--quick", "--data", str(mnist_dir), "--out", str(out)])
+        == 0
+    )
     return out
 
 
@@ -51,8 +54,10 @@ def _modes(shape_name):
 def _tt_ranks(modes, rank):
     """TT-ranks a square TT-matrix with these modes can use at ``rank``."""
     sizes = [m * m for m in modes]
-    inner = [min(rank, math.prod(sizes[:k]), math.prod(sizes[k:]))
-             for k in range(1, len(sizes))]
+    inner = [
+        min(rank, math.prod(sizes[:k]), math.prod(sizes[k:]))
+        for k in range(1, len(sizes))
+    ]
     return [1, *inner, 1]
 
 
@@ -98,7 +103,8 @@ def test_quick_parameter_counts_match_independent_formula(quick_run):
         expected = _expected_params(row)
         assert int(row["layer_params"]) == expected, row["label"]
         assert float(row["compression"]) == pytest.approx(
-            WIDTH * WIDTH / expected, rel=1e-4)
+            WIDTH * WIDTH / expected, rel=1e-4
+        )
         if row["kind"] == "tt":
             ranks = _tt_ranks(_modes(row["shape"]), int(row["rank"]))
             assert row["ranks"] == "-".join(map(str, ranks))
@@ -109,11 +115,19 @@ def test_quick_markdown_names_the_split(quick_run):
     assert "MNIST 10k test set split 1,000/500" in text
     assert "not the 60k training set" in text
     assert "| hidden layer | shape (d) | rank | layer params |" in text
-    table_rows = [line for line in text.splitlines()
-                  if line.startswith(("| Dense", "| TT", "| Low-rank"))]
-    assert len(table_rows) == len(_read_csv(quick_run / "mnist_study_quick.csv"))
+    table_rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("| Dense", "| TT", "| Low-rank"))
+    ]
+    assert len(table_rows) == len(
+        _read_csv(quick_run / "mnist_study_quick.csv")
+    )
     assert "98.4%" in text
-    assert "![held-out error against layer parameters](mnist_study_quick.png)" in text
+    assert (
+        "![held-out error against layer parameters](mnist_study_quick.png)"
+        in text
+    )
 
 
 def test_quick_plot_is_a_valid_png(quick_run):
@@ -127,7 +141,19 @@ def test_quick_plot_is_a_valid_png(quick_run):
 
 
 def test_effective_tt_ranks_are_clamped_at_the_ends_of_2_pow_10(study):
-    assert study.effective_tt_ranks("2^10", 8) == (1, 4, 8, 8, 8, 8, 8, 8, 8, 4, 1)
+    assert study.effective_tt_ranks("2^10", 8) == (
+        1,
+        4,
+        8,
+        8,
+        8,
+        8,
+        8,
+        8,
+        8,
+        4,
+        1,
+    )
     assert study.effective_tt_ranks("32x32", 8) == (1, 8, 1)
 
 

@@ -9,7 +9,15 @@ from keras_tt import modes
 
 @pytest.mark.parametrize(
     "width, expected",
-    [(1024, 1024), (1021, 1024), (784, 784), (11, 12), (1, 1), (97, 98), (4096, 4096)],
+    [
+        (1024, 1024),
+        (1021, 1024),
+        (784, 784),
+        (11, 12),
+        (1, 1),
+        (97, 98),
+        (4096, 4096),
+    ],
 )
 def test_padded_width_is_the_next_7_smooth_width(width, expected):
     assert modes.padded_width(width) == expected
@@ -23,8 +31,10 @@ def test_auto_modes_follow_the_paper_for_vgg_fc6():
     assert modes.auto_modes(25088, 4096) == ((8, 7, 7, 4, 4, 4), (4,) * 6)
 
 
-@pytest.mark.parametrize("input_dim, units", [(784, 10), (1024, 1024), (3, 5000),
-                                              (25088, 4096), (1, 1), (300, 7)])
+@pytest.mark.parametrize(
+    "input_dim, units",
+    [(784, 10), (1024, 1024), (3, 5000), (25088, 4096), (1, 1), (300, 7)],
+)
 def test_auto_modes_are_balanced_and_small(input_dim, units):
     in_modes, out_modes = modes.auto_modes(input_dim, units)
     assert len(in_modes) == len(out_modes)
@@ -35,11 +45,22 @@ def test_auto_modes_are_balanced_and_small(input_dim, units):
 
 def test_max_tt_ranks():
     assert modes.max_tt_ranks((2, 3), (3, 2)) == (1, 6, 1)
-    assert modes.max_tt_ranks((4, 8, 8, 4), (4, 8, 8, 4)) == (1, 16, 1024, 16, 1)
+    assert modes.max_tt_ranks((4, 8, 8, 4), (4, 8, 8, 4)) == (
+        1,
+        16,
+        1024,
+        16,
+        1,
+    )
 
 
 def test_resolve_tt_ranks_expands_and_clamps():
     assert modes.resolve_tt_ranks(3, (2, 2, 2), (2, 2, 2)) == (1, 3, 3, 1)
     with pytest.warns(UserWarning, match="using TT-ranks"):
-        assert modes.resolve_tt_ranks([9, 2], (2, 2, 2), (2, 2, 2)) == (1, 4, 2, 1)
+        assert modes.resolve_tt_ranks([9, 2], (2, 2, 2), (2, 2, 2)) == (
+            1,
+            4,
+            2,
+            1,
+        )
     assert modes.resolve_tt_ranks(5, (7,), (3,)) == (1, 1)

@@ -10,32 +10,46 @@ import pytest
 
 from keras_tt.decomposition import tt_error
 from keras_tt.layers import TTDense
-from keras_tt.report import CompressionReport, model_report
-from keras_tt.tensorize import DEFAULT_MIN_PARAMS, tensorize
+from keras_tt.report import CompressionReport
+from keras_tt.report import model_report
+from keras_tt.tensorize import DEFAULT_MIN_PARAMS
+from keras_tt.tensorize import tensorize
 
 FULL_RANK = 10_000  # Larger than any useful rank here: exact decompositions.
 
 # At full rank the cores outgrow the kernel; that warning has its own test.
-pytestmark = pytest.mark.filterwarnings("ignore:Layer '[^']*'. its TT-cores hold")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Layer '[^']*'. its TT-cores hold"
+)
 
 
 def dense(units, name, activation=None):
-    return keras.layers.Dense(units, activation=activation, name=name,
-                              bias_initializer="random_normal")
+    return keras.layers.Dense(
+        units,
+        activation=activation,
+        name=name,
+        bias_initializer="random_normal",
+    )
 
 
 def mlp(input_dim=48, hidden=40, name="mlp"):
     return keras.Sequential(
-        [keras.Input((input_dim,)), dense(hidden, "fc1", "relu"),
-         keras.layers.Dropout(0.1, name="drop"), dense(hidden, "fc2", "tanh"),
-         dense(3, "head")],
+        [
+            keras.Input((input_dim,)),
+            dense(hidden, "fc1", "relu"),
+            keras.layers.Dropout(0.1, name="drop"),
+            dense(hidden, "fc2", "tanh"),
+            dense(3, "head"),
+        ],
         name=name,
     )
 
 
 def snapshot(model):
-    return [(layer, type(layer), [w.copy() for w in layer.get_weights()])
-            for layer in model.layers]
+    return [
+        (layer, type(layer), [w.copy() for w in layer.get_weights()])
+        for layer in model.layers
+    ]
 
 
 def assert_unchanged(model, before):
@@ -59,8 +73,9 @@ def assert_same_outputs(a, b, x, atol=2e-4):
     yb = yb if isinstance(yb, (list, tuple)) else [yb]
     assert len(ya) == len(yb)
     for u, v in zip(ya, yb):
-        np.testing.assert_allclose(np.asarray(u), np.asarray(v), atol=atol,
-                                   rtol=1e-4)
+        np.testing.assert_allclose(
+            np.asarray(u), np.asarray(v), atol=atol, rtol=1e-4
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +91,11 @@ def test_sequential_at_full_rank_matches_original():
     before = snapshot(model)
     tt_model = tensorize(model, tt_rank=FULL_RANK, min_params=0, verbose=0)
     assert [type(l).__name__ for l in tt_model.layers] == [
-        "TTDense", "Dropout", "TTDense", "TTDense"]
+        "TTDense",
+        "Dropout",
+        "TTDense",
+        "TTDense",
+    ]
     assert [l.name for l in tt_model.layers] == ["fc1", "drop", "fc2", "head"]
     assert_same_outputs(model, tt_model, inputs_for(model))
     assert_unchanged(model, before)
@@ -95,8 +114,9 @@ def test_tensorize_keeps_unselected_weights():
     new_kernel = tt_model.get_layer("fc2").kernel
     original = model.get_layer("fc2").kernel.numpy().copy()
     new_kernel.assign(new_kernel.numpy() + 1.0)
-    np.testing.assert_array_equal(model.get_layer("fc2").kernel.numpy(),
-                                  original)
+    np.testing.assert_array_equal(
+        model.get_layer("fc2").kernel.numpy(), original
+    )
 
 
 def test_a_tensorized_model_can_be_tensorized_again():
@@ -104,8 +124,9 @@ def test_a_tensorized_model_can_be_tensorized_again():
     first = tensorize(model, tt_rank=FULL_RANK, layers=["fc1"], verbose=0)
     second = tensorize(first, tt_rank=FULL_RANK, layers=["fc2"], verbose=0)
     assert second.get_layer("fc1") is not first.get_layer("fc1")
-    for core, old in zip(second.get_layer("fc1").cores,
-                         first.get_layer("fc1").cores):
+    for core, old in zip(
+        second.get_layer("fc1").cores, first.get_layer("fc1").cores
+    ):
         np.testing.assert_array_equal(core.numpy(), old.numpy())
     assert isinstance(second.get_layer("fc2"), TTDense)
     assert_same_outputs(model, second, inputs_for(model))
@@ -118,8 +139,7 @@ def test_bias_activation_and_kernel_carried_over():
     assert isinstance(new, TTDense)
     np.testing.assert_array_equal(new.bias.numpy(), old.bias.numpy())
     assert new.activation is old.activation
-    np.testing.assert_allclose(new.full_kernel(), old.kernel.numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(new.full_kernel(), old.kernel.numpy(), atol=1e-5)
 
 
 def test_functional_with_branches_multiple_inputs_and_outputs():
@@ -139,9 +159,14 @@ def test_functional_with_branches_multiple_inputs_and_outputs():
 
 
 def test_nested_sequential_inside_functional():
-    inner = keras.Sequential([keras.Input((36,)), dense(30, "inner_fc", "relu"),
-                              keras.layers.BatchNormalization(name="bn")],
-                             name="block")
+    inner = keras.Sequential(
+        [
+            keras.Input((36,)),
+            dense(30, "inner_fc", "relu"),
+            keras.layers.BatchNormalization(name="bn"),
+        ],
+        name="block",
+    )
     x = keras.Input((36,))
     y = dense(5, "head")(inner(x))
     model = keras.Model(x, y)
@@ -150,17 +175,20 @@ def test_nested_sequential_inside_functional():
     bn.moving_mean.assign(np.linspace(-1, 1, 30).astype("float32"))
     bn.moving_variance.assign(np.linspace(0.5, 2, 30).astype("float32"))
     before = snapshot(inner)
-    tt_model = tensorize(model, tt_rank=FULL_RANK, layers=["block/inner_fc"],
-                         verbose=0)
+    tt_model = tensorize(
+        model, tt_rank=FULL_RANK, layers=["block/inner_fc"], verbose=0
+    )
     new_inner = tt_model.get_layer("block")
     assert new_inner is not inner
     assert isinstance(new_inner.get_layer("inner_fc"), TTDense)
-    np.testing.assert_array_equal(new_inner.get_layer("bn").moving_mean,
-                                  bn.moving_mean)
+    np.testing.assert_array_equal(
+        new_inner.get_layer("bn").moving_mean, bn.moving_mean
+    )
     assert_same_outputs(model, tt_model, inputs_for(model))
     assert_unchanged(inner, before)
     assert [r.name for r in tt_model.tensorize_report.layers] == [
-        "block/inner_fc"]
+        "block/inner_fc"
+    ]
     # The plain layer name finds nested layers too.
     again = tensorize(model, tt_rank=2, layers=["inner_fc"], verbose=0)
     assert isinstance(again.get_layer("block").get_layer("inner_fc"), TTDense)
@@ -207,8 +235,11 @@ def test_subclassed_model_gets_a_clear_error():
 
     net = Net()
     net(np.zeros((1, 4), "float32"))
-    with pytest.raises(ValueError, match=r"cannot clone the subclassed model.*"
-                       r"TTDense\.from_dense"):
+    with pytest.raises(
+        ValueError,
+        match=r"cannot clone the subclassed model.*"
+        r"TTDense\.from_dense",
+    ):
         tensorize(net, tt_rank=2)
 
 
@@ -232,8 +263,9 @@ def test_rel_error_is_met_and_reported(eps):
     # By default only kernels of 128 * 128 entries or more are replaced.
     assert [r.name for r in records] == ["fc1"]
     record = records[0]
-    actual = tt_error(tt_model.get_layer("fc1").cores,
-                      model.get_layer("fc1").kernel.numpy())
+    actual = tt_error(
+        tt_model.get_layer("fc1").cores, model.get_layer("fc1").kernel.numpy()
+    )
     assert actual <= eps * (1 + 1e-4)
     assert record.rel_error == pytest.approx(actual, rel=1e-3)
 
@@ -242,21 +274,29 @@ def test_rel_error_is_met_and_reported(eps):
 @pytest.mark.filterwarnings("ignore:`tt_rank`=")
 def test_target_ratio_picks_the_largest_rank_that_compresses_enough(ratio):
     model = mlp(input_dim=256, hidden=128)
-    tt_model = tensorize(model, target_ratio=ratio, layers=["fc1", "fc2"],
-                         verbose=0)
+    tt_model = tensorize(
+        model, target_ratio=ratio, layers=["fc1", "fc2"], verbose=0
+    )
     for record in tt_model.tensorize_report.layers:
         assert record.compression >= ratio
         rank = max(record.ranks)
-        bigger = TTDense(record.units, tt_rank=rank + 1,
-                         in_modes=record.in_modes, out_modes=record.out_modes)
+        bigger = TTDense(
+            record.units,
+            tt_rank=rank + 1,
+            in_modes=record.in_modes,
+            out_modes=record.out_modes,
+        )
         bigger.build((None, record.input_dim))
         assert bigger.compression_ratio < ratio
 
 
 def test_warns_when_the_cores_are_larger_than_the_kernel():
     model = mlp(input_dim=64, hidden=64)
-    with pytest.warns(UserWarning, match=r"Layer 'fc1': its TT-cores hold "
-                      r"[\d,]+ parameters, more than the 4,096"):
+    with pytest.warns(
+        UserWarning,
+        match=r"Layer 'fc1': its TT-cores hold "
+        r"[\d,]+ parameters, more than the 4,096",
+    ):
         tensorize(model, tt_rank=FULL_RANK, layers=["fc1"], verbose=0)
 
 
@@ -265,8 +305,10 @@ def test_per_layer_settings():
     tt_model = tensorize(
         model,
         tt_rank=2,
-        layers={"fc1": {"tt_rank": 5, "in_modes": (8, 8), "out_modes": (8, 8)},
-                "fc2": None},
+        layers={
+            "fc1": {"tt_rank": 5, "in_modes": (8, 8), "out_modes": (8, 8)},
+            "fc2": None,
+        },
         verbose=0,
     )
     fc1, fc2 = tt_model.get_layer("fc1"), tt_model.get_layer("fc2")
@@ -277,8 +319,11 @@ def test_per_layer_settings():
 def test_global_modes_and_predicate_selection():
     model = mlp(input_dim=64, hidden=64)
     tt_model = tensorize(
-        model, tt_rank=4, layers=lambda layer: layer.units == 64,
-        modes={"fc1": ((4, 16), (16, 4))}, verbose=0,
+        model,
+        tt_rank=4,
+        layers=lambda layer: layer.units == 64,
+        modes={"fc1": ((4, 16), (16, 4))},
+        verbose=0,
     )
     assert tt_model.get_layer("fc1").in_modes == (4, 16)
     assert isinstance(tt_model.get_layer("fc2"), TTDense)
@@ -316,8 +361,10 @@ def test_compiled_model_gets_fresh_optimizer_and_fine_tunes():
     assert tt_model.optimizer is not model.optimizer
     cores_before = [c.numpy().copy() for c in tt_model.get_layer("fc1").cores]
     tt_model.fit(x, y, epochs=1, verbose=0)
-    assert any(not np.array_equal(c.numpy(), b) for c, b in
-               zip(tt_model.get_layer("fc1").cores, cores_before))
+    assert any(
+        not np.array_equal(c.numpy(), b)
+        for c, b in zip(tt_model.get_layer("fc1").cores, cores_before)
+    )
 
 
 def test_saved_and_reloaded_tt_model(tmp_path):
@@ -329,7 +376,8 @@ def test_saved_and_reloaded_tt_model(tmp_path):
     assert_same_outputs(tt_model, loaded, inputs_for(model), atol=1e-6)
     report = model_report(loaded)
     assert [r.ranks for r in report.layers] == [
-        r.ranks for r in tt_model.tensorize_report.layers]
+        r.ranks for r in tt_model.tensorize_report.layers
+    ]
     assert report.params_after == tt_model.tensorize_report.params_after
     assert report.params_before == model.count_params()
 
@@ -351,14 +399,23 @@ def test_report_data_and_table(capsys):
     assert fc1.compression == pytest.approx(layer.compression_ratio)
     assert report.kernel_params_before == 2 * 64 * 64
     assert report.compression == pytest.approx(
-        model.count_params() / tt_model.count_params())
+        model.count_params() / tt_model.count_params()
+    )
     assert report.records[1]["name"] == "fc2"
-    assert set(report.totals()) >= {"params_before", "params_after",
-                                    "compression"}
+    assert set(report.totals()) >= {
+        "params_before",
+        "params_after",
+        "compression",
+    }
     table = report.table()
     assert table in printed
-    for text in ("fc1", "fc2", "whole model", f"{model.count_params():,}",
-                 "*".join(map(str, fc1.in_modes))):
+    for text in (
+        "fc1",
+        "fc2",
+        "whole model",
+        f"{model.count_params():,}",
+        "*".join(map(str, fc1.in_modes)),
+    ):
         assert text in table
 
 
@@ -377,8 +434,9 @@ def test_from_dense_full_rank_and_rel_error():
     tt = TTDense.from_dense(layer, tt_rank=FULL_RANK)
     assert tt.name == "d" and tt.built
     np.testing.assert_allclose(tt(x), layer(x), atol=1e-5)
-    small = TTDense.from_dense(layer, rel_error=0.6, in_modes=(5, 6),
-                               out_modes=(4, 5), name="small")
+    small = TTDense.from_dense(
+        layer, rel_error=0.6, in_modes=(5, 6), out_modes=(4, 5), name="small"
+    )
     assert small.name == "small" and small.in_modes == (5, 6)
     assert tt_error(small.cores, layer.kernel.numpy()) <= 0.6
 
@@ -389,13 +447,17 @@ def test_from_dense_keeps_the_dtype_policy():
     tt = TTDense.from_dense(layer, tt_rank=FULL_RANK)
     assert tt.dtype_policy.name == "float64"
     assert all(c.dtype == "float64" for c in tt.cores)
-    np.testing.assert_allclose(tt.full_kernel(), layer.kernel.numpy(),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        tt.full_kernel(), layer.kernel.numpy(), atol=1e-12
+    )
 
 
 def test_from_dense_errors():
-    with pytest.raises(ValueError, match=r"expected a `keras.layers.Dense` "
-                       r"layer. Received: dense_layer=ReLU"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected a `keras.layers.Dense` "
+        r"layer. Received: dense_layer=ReLU",
+    ):
         TTDense.from_dense(keras.layers.ReLU(), tt_rank=2)
     with pytest.raises(ValueError, match="is not built"):
         TTDense.from_dense(keras.layers.Dense(4, name="raw"), tt_rank=2)
@@ -407,45 +469,77 @@ def test_from_dense_errors():
         TTDense.from_dense(layer, tt_rank=0)
     with pytest.raises(ValueError, match=r"Received: rel_error=1\.0"):
         TTDense.from_dense(layer, rel_error=1.0)
-    with pytest.raises(ValueError, match=r"product equals 8.*in_modes=\(3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"product equals 8.*in_modes=\(3, 3\)"
+    ):
         TTDense.from_dense(layer, tt_rank=2, in_modes=(3, 3))
 
 
 # ------------------------------------------------------------ bad arguments
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"tt_rank": 0}, r"`tt_rank`, expected a positive integer.*tt_rank=0"),
-    ({"tt_rank": -3}, r"Received: tt_rank=-3"),
-    ({"tt_rank": 2.5}, r"Received: tt_rank=2\.5"),
-    ({"rel_error": 0}, r"`rel_error`.*strictly between 0 and 1.*rel_error=0"),
-    ({"rel_error": 1}, r"Received: rel_error=1$"),
-    ({"rel_error": 1.5}, r"Received: rel_error=1\.5"),
-    ({"target_ratio": 0}, r"`target_ratio`, expected a positive number"),
-    ({"tt_rank": 2, "target_ratio": 5}, r"both `tt_rank` and `target_ratio`"),
-    ({"layers": ["fc1"]}, r"No TT-ranks for layer 'fc1'"),
-    ({"tt_rank": 2, "layers": ["nope"]},
-     r"no layer named 'nope'\. Its Dense layers are \['fc1', 'fc2', 'head'\]"),
-    ({"tt_rank": 2, "layers": ["drop"]}, r"'drop' is a Dropout, not a Dense"),
-    ({"tt_rank": 2, "layers": [3]}, r"Received: layers entry 3"),
-    ({"tt_rank": 2, "layers": {"fc1": {"rank": 3}}},
-     r"unknown setting\(s\) \['rank'\]"),
-    ({"tt_rank": 2, "layers": {"fc1": {"tt_rank": 0}}}, r"tt_rank=0"),
-    ({"tt_rank": 2, "min_params": 10**9},
-     r"no Dense layer to replace: its Dense kernels .* are all smaller than "
-     r"min_params=1000000000"),
-    ({"tt_rank": 2, "min_params": -1}, r"Received: min_params=-1"),
-    ({"tt_rank": 2, "verbose": 5}, r"Received: verbose=5"),
-    ({"tt_rank": 2, "modes": "4x4"}, r"`modes`.*Received: modes='4x4'"),
-    ({"tt_rank": 2, "layers": ["fc1"], "modes": {"fc9": ((6, 8), (5, 8))}},
-     r"`modes`: \['fc9'\] are not among the selected Dense layers"),
-    ({"tt_rank": 2, "layers": ["fc1"], "modes": ((5, 10), (8, 5))},
-     r"Layer 'fc1' \(48x40\).*product equals 48"),
-    ({"tt_rank": (2, 2, 2), "layers": ["fc1"]},
-     r"Layer 'fc1'.*sequence of \d+ inner ranks"),
-    ({"target_ratio": 10**6, "layers": ["fc1"]},
-     r"layer 'fc1' \(48x40, .*compressed at most [\d.]+x \(at TT-rank 1\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"tt_rank": 0}, r"`tt_rank`, expected a positive integer.*tt_rank=0"),
+        ({"tt_rank": -3}, r"Received: tt_rank=-3"),
+        ({"tt_rank": 2.5}, r"Received: tt_rank=2\.5"),
+        (
+            {"rel_error": 0},
+            r"`rel_error`.*strictly between 0 and 1.*rel_error=0",
+        ),
+        ({"rel_error": 1}, r"Received: rel_error=1$"),
+        ({"rel_error": 1.5}, r"Received: rel_error=1\.5"),
+        ({"target_ratio": 0}, r"`target_ratio`, expected a positive number"),
+        (
+            {"tt_rank": 2, "target_ratio": 5},
+            r"both `tt_rank` and `target_ratio`",
+        ),
+        ({"layers": ["fc1"]}, r"No TT-ranks for layer 'fc1'"),
+        (
+            {"tt_rank": 2, "layers": ["nope"]},
+            r"no layer named 'nope'\. Its Dense layers are \['fc1', 'fc2', 'head'\]",
+        ),
+        (
+            {"tt_rank": 2, "layers": ["drop"]},
+            r"'drop' is a Dropout, not a Dense",
+        ),
+        ({"tt_rank": 2, "layers": [3]}, r"Received: layers entry 3"),
+        (
+            {"tt_rank": 2, "layers": {"fc1": {"rank": 3}}},
+            r"unknown setting\(s\) \['rank'\]",
+        ),
+        ({"tt_rank": 2, "layers": {"fc1": {"tt_rank": 0}}}, r"tt_rank=0"),
+        (
+            {"tt_rank": 2, "min_params": 10**9},
+            r"no Dense layer to replace: its Dense kernels .* are all smaller than "
+            r"min_params=1000000000",
+        ),
+        ({"tt_rank": 2, "min_params": -1}, r"Received: min_params=-1"),
+        ({"tt_rank": 2, "verbose": 5}, r"Received: verbose=5"),
+        ({"tt_rank": 2, "modes": "4x4"}, r"`modes`.*Received: modes='4x4'"),
+        (
+            {
+                "tt_rank": 2,
+                "layers": ["fc1"],
+                "modes": {"fc9": ((6, 8), (5, 8))},
+            },
+            r"`modes`: \['fc9'\] are not among the selected Dense layers",
+        ),
+        (
+            {"tt_rank": 2, "layers": ["fc1"], "modes": ((5, 10), (8, 5))},
+            r"Layer 'fc1' \(48x40\).*product equals 48",
+        ),
+        (
+            {"tt_rank": (2, 2, 2), "layers": ["fc1"]},
+            r"Layer 'fc1'.*sequence of \d+ inner ranks",
+        ),
+        (
+            {"target_ratio": 10**6, "layers": ["fc1"]},
+            r"layer 'fc1' \(48x40, .*compressed at most [\d.]+x \(at TT-rank 1\)",
+        ),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     model = mlp()
     before = snapshot(model)
@@ -455,13 +549,17 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_bad_models():
-    with pytest.raises(ValueError, match=r"expected a Keras model. "
-                       r"Received: model=Dense"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected a Keras model. "
+        r"Received: model=Dense",
+    ):
         tensorize(keras.layers.Dense(3), tt_rank=2)
     x = keras.Input((8,))
     no_dense = keras.Model(x, keras.layers.ReLU()(x), name="relu_only")
-    with pytest.raises(ValueError,
-                       match=r"model 'relu_only' has no Dense layer to replace"):
+    with pytest.raises(
+        ValueError, match=r"model 'relu_only' has no Dense layer to replace"
+    ):
         tensorize(no_dense, tt_rank=2, min_params=0)
     stranger = keras.layers.Dense(3)
     stranger.build((None, 48))
@@ -475,20 +573,26 @@ def test_bad_models():
 def test_module_exports():
     assert DEFAULT_MIN_PARAMS == 128 * 128
     assert math.isclose(
-        model_report(keras.Sequential([keras.Input((4,)), dense(2, "d")]))
-        .compression, 1.0)
+        model_report(
+            keras.Sequential([keras.Input((4,)), dense(2, "d")])
+        ).compression,
+        1.0,
+    )
 
 
 # ------------------------------------------------------------------ example
 
 
 def test_compress_mnist_example_recovers_accuracy(mnist_dir):
-    path = Path(__file__).resolve().parents[1] / "examples" / "compress_mnist.py"
+    path = (
+        Path(__file__).resolve().parents[1] / "examples" / "compress_mnist.py"
+    )
     spec = importlib.util.spec_from_file_location("compress_mnist", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    results = example.run(data_path=mnist_dir, epochs=1, finetune_epochs=1,
-                          verbose=0)
+    results = example.run(
+        data_path=mnist_dir, epochs=1, finetune_epochs=1, verbose=0
+    )
     assert "8,000/2,000" in results["data"]
     assert results["dense_accuracy"] > 0.85
     assert results["finetuned_accuracy"] > results["tt_svd_accuracy"]

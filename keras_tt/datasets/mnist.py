@@ -21,9 +21,17 @@ from typing import NamedTuple
 import numpy as np
 
 ENV_VAR = "KERAS_TT_MNIST_DIR"
-_PROJECT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4",
-               0x0D: ">f4", 0x0E: ">f8"}
+_PROJECT_DATA_DIR = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+)
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 class MNISTData(NamedTuple):
@@ -42,7 +50,12 @@ def read_idx(path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+    if (
+        len(data) < 4
+        or data[0] != 0
+        or data[1] != 0
+        or data[2] not in _IDX_DTYPES
+    ):
         raise ValueError(f"{path} is not an IDX file (bad magic number).")
     ndim = data[3]
     shape = tuple(
@@ -95,8 +108,13 @@ def load_mnist(path=None, num_train: int = 8000) -> MNISTData:
         import keras
 
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-        return MNISTData(x_train, y_train, x_test, y_test,
-                         "full MNIST (60,000 train / 10,000 test, Keras download)")
+        return MNISTData(
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            "full MNIST (60,000 train / 10,000 test, Keras download)",
+        )
     train_images = _find_file(folder, "train-images-idx3-ubyte")
     if train_images is not None:
         return MNISTData(
@@ -114,8 +132,10 @@ def load_mnist(path=None, num_train: int = 8000) -> MNISTData:
             f"between 1 and {len(images) - 1}. Received: num_train={num_train}"
         )
     return MNISTData(
-        images[:num_train], labels[:num_train],
-        images[num_train:], labels[num_train:],
+        images[:num_train],
+        labels[:num_train],
+        images[num_train:],
+        labels[num_train:],
         f"MNIST test set split {num_train:,}/{len(images) - num_train:,} "
         "(not the 60k training set)",
     )

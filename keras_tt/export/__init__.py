@@ -11,20 +11,21 @@ These functions need the LiteRT runtime: ``pip install ai-edge-litert``.
 """
 
 # Exporting a Keras model.
-from keras_tt.export.tflite import (
-    Comparison,
-    ExportReport,
-    UnsupportedOpError,
-    VerificationError,
-    export_keras_file,
-    export_tflite,
-)
-
 # Reading any .tflite file.
-from keras_tt.export.inspect import OpInfo, TensorInfo, TFLiteInfo, inspect_tflite
+from keras_tt.export.inspect import OpInfo
+from keras_tt.export.inspect import TensorInfo
+from keras_tt.export.inspect import TFLiteInfo
+from keras_tt.export.inspect import inspect_tflite
 
 # Running .tflite files on NumPy data.
-from keras_tt.export.runtime import TFLiteRunner, evaluate_tflite
+from keras_tt.export.runtime import TFLiteRunner
+from keras_tt.export.runtime import evaluate_tflite
+from keras_tt.export.tflite import Comparison
+from keras_tt.export.tflite import ExportReport
+from keras_tt.export.tflite import UnsupportedOpError
+from keras_tt.export.tflite import VerificationError
+from keras_tt.export.tflite import export_keras_file
+from keras_tt.export.tflite import export_tflite
 
 __all__ = [
     "Comparison",

@@ -20,10 +20,24 @@ PathOrBytes = Union[str, "os.PathLike[str]", bytes]
 
 # TFLite tensor types, by their schema number.
 _TENSOR_TYPES = {
-    0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64",
-    5: "string", 6: "bool", 7: "int16", 8: "complex64", 9: "int8",
-    10: "float64", 11: "complex128", 12: "uint64", 13: "resource",
-    14: "variant", 15: "uint32", 16: "uint16", 17: "int4",
+    0: "float32",
+    1: "float16",
+    2: "int32",
+    3: "uint8",
+    4: "int64",
+    5: "string",
+    6: "bool",
+    7: "int16",
+    8: "complex64",
+    9: "int8",
+    10: "float64",
+    11: "complex128",
+    12: "uint64",
+    13: "resource",
+    14: "variant",
+    15: "uint32",
+    16: "uint16",
+    17: "int4",
 }
 
 
@@ -110,13 +124,16 @@ class TFLiteInfo:
         lines = []
         if self.path:
             lines.append(f"File: {self.path}")
-        lines.append(f"Size: {format_bytes(self.file_size)} ({self.file_size:,} bytes)")
+        lines.append(
+            f"Size: {format_bytes(self.file_size)} ({self.file_size:,} bytes)"
+        )
         for kind, tensors in (("Input", self.inputs), ("Output", self.outputs)):
             for t in tensors:
                 shape = "x".join("?" if s < 0 else str(s) for s in t.shape)
                 quant = (
                     f", scale={t.scale:.6g} zero_point={t.zero_point}"
-                    if t.scale else ""
+                    if t.scale
+                    else ""
                 )
                 lines.append(f"{kind}: {t.name} [{shape}] {t.dtype}{quant}")
         runtime = self.min_runtime_version or "not recorded"
@@ -150,7 +167,11 @@ def format_bytes(size: int) -> str:
     value = float(size)
     for unit in ("bytes", "KiB", "MiB"):
         if value < 1024 or unit == "MiB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+            return (
+                f"{int(value)} bytes"
+                if unit == "bytes"
+                else f"{value:.1f} {unit}"
+            )
         value /= 1024
     raise AssertionError("unreachable")
 
@@ -178,7 +199,7 @@ def _metadata(schema, model, data: bytes) -> dict[str, bytes]:
         if buffer.DataLength():
             content = buffer.DataAsNumpy().tobytes()
         elif buffer.Size():
-            content = data[buffer.Offset(): buffer.Offset() + buffer.Size()]
+            content = data[buffer.Offset() : buffer.Offset() + buffer.Size()]
         else:
             content = b""
         values[entry.Name().decode()] = content
@@ -269,7 +290,13 @@ def inspect_tflite(source: PathOrBytes) -> TFLiteInfo:
             custom = code.CustomCode()
             codes.append(((custom or b"CUSTOM").decode(), code.Version(), True))
         else:
-            codes.append((names.get(builtin, f"BUILTIN_{builtin}"), code.Version(), False))
+            codes.append(
+                (
+                    names.get(builtin, f"BUILTIN_{builtin}"),
+                    code.Version(),
+                    False,
+                )
+            )
     counts: collections.Counter = collections.Counter()
     for s in range(model.SubgraphsLength()):
         subgraph = model.Subgraphs(s)
@@ -287,11 +314,17 @@ def inspect_tflite(source: PathOrBytes) -> TFLiteInfo:
         file_size=len(data),
         ops=ops,
         min_runtime_version=runtime or None,
-        converter_version=_conversion_version(metadata.get("CONVERSION_METADATA")),
-        inputs=tuple(_tensor_info(schema, main, main.Inputs(i))
-                     for i in range(main.InputsLength())),
-        outputs=tuple(_tensor_info(schema, main, main.Outputs(i))
-                      for i in range(main.OutputsLength())),
+        converter_version=_conversion_version(
+            metadata.get("CONVERSION_METADATA")
+        ),
+        inputs=tuple(
+            _tensor_info(schema, main, main.Inputs(i))
+            for i in range(main.InputsLength())
+        ),
+        outputs=tuple(
+            _tensor_info(schema, main, main.Outputs(i))
+            for i in range(main.OutputsLength())
+        ),
         num_subgraphs=model.SubgraphsLength(),
         path=path,
     )

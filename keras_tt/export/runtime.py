@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +62,9 @@ class TFLiteRunner:
     (3, 16)
     """
 
-    def __init__(self, model, num_threads: int | None = None,
-                 runtime: str = "xnnpack"):
+    def __init__(
+        self, model, num_threads: int | None = None, runtime: str = "xnnpack"
+    ):
         if runtime not in RUNTIMES:
             raise ValueError(
                 "Received an invalid value for `runtime`, expected one of "
@@ -118,7 +120,9 @@ class TFLiteRunner:
             )
         self.resize(int(arrays[0].shape[0]))
         for array, detail in zip(arrays, self.input_details):
-            self.interpreter.set_tensor(detail["index"], _to_model(array, detail))
+            self.interpreter.set_tensor(
+                detail["index"], _to_model(array, detail)
+            )
 
     def outputs(self) -> list[np.ndarray]:
         """The current outputs, dequantised to float32 where they are integer."""
@@ -141,11 +145,13 @@ class TFLiteRunner:
         step = self.fixed_batch_size or batch_size
         chunks = []
         for start in range(0, n, step):
-            part = [a[start:start + step] for a in arrays]
+            part = [a[start : start + step] for a in arrays]
             real = part[0].shape[0]
             if self.fixed_batch_size and real < step:
-                part = [np.concatenate([p, np.repeat(p[-1:], step - real, 0)])
-                        for p in part]
+                part = [
+                    np.concatenate([p, np.repeat(p[-1:], step - real, 0)])
+                    for p in part
+                ]
             out = self(part)
             out = out if isinstance(out, list) else [out]
             chunks.append([o[:real] for o in out])
@@ -155,7 +161,9 @@ class TFLiteRunner:
 
 def _to_model(array: np.ndarray, detail) -> np.ndarray:
     dtype = detail["dtype"]
-    if np.issubdtype(dtype, np.integer) and not np.issubdtype(array.dtype, np.integer):
+    if np.issubdtype(dtype, np.integer) and not np.issubdtype(
+        array.dtype, np.integer
+    ):
         scale, zero_point = detail["quantization"]
         info = np.iinfo(dtype)
         q = np.round(np.asarray(array, np.float32) / scale) + zero_point

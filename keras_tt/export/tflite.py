@@ -15,12 +15,16 @@ import os
 import re
 import tempfile
 import warnings
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from keras_tt.export.inspect import TFLiteInfo, inspect_tflite
-from keras_tt.export.runtime import RUNTIMES, TFLiteRunner
+from keras_tt.export.inspect import TFLiteInfo
+from keras_tt.export.inspect import inspect_tflite
+from keras_tt.export.runtime import RUNTIMES
+from keras_tt.export.runtime import TFLiteRunner
 from keras_tt.report import iter_layers
 
 QUANTIZATIONS = (None, "float32", "float16", "dynamic", "int8")
@@ -43,7 +47,9 @@ class UnsupportedOpError(ValueError):
             kernel at all).
     """
 
-    def __init__(self, message: str, ops: Sequence[tuple[str, str | None, str]]):
+    def __init__(
+        self, message: str, ops: Sequence[tuple[str, str | None, str]]
+    ):
         super().__init__(message)
         self.ops = list(ops)
 
@@ -128,7 +134,10 @@ class ExportReport:
     def summary(self) -> str:
         """A multi-line, human-readable report."""
         mode = self.quantization or "float32"
-        lines = [f"Exported ({mode}): {self.path}", self.info.summary().split("\n", 1)[1]]
+        lines = [
+            f"Exported ({mode}): {self.path}",
+            self.info.summary().split("\n", 1)[1],
+        ]
         batches = sorted({c.batch_size for c in self.comparisons})
         lines.append(
             f"Checked against Keras on {self.num_samples} samples "
@@ -140,7 +149,9 @@ class ExportReport:
                 f"{c.relative_error:.2e}, max abs error {c.max_abs_error:.2e}"
             )
         if self.tolerance is not None:
-            lines.append(f"  within the float32 tolerance {self.tolerance:g}: yes")
+            lines.append(
+                f"  within the float32 tolerance {self.tolerance:g}: yes"
+            )
         if self.accuracy_change is not None:
             lines.append(
                 f"  accuracy: Keras {100 * self.keras_accuracy:.2f}%, LiteRT "
@@ -212,8 +223,11 @@ def _input_specs(model, batch_size):
                 f"Received: input {tensor.name!r} with shape {shape}"
             )
         specs.append(
-            tf.TensorSpec((batch_size,) + shape[1:], tensor.dtype or "float32",
-                          name=_clean_name(tensor.name))
+            tf.TensorSpec(
+                (batch_size,) + shape[1:],
+                tensor.dtype or "float32",
+                name=_clean_name(tensor.name),
+            )
         )
     return specs
 
@@ -231,7 +245,7 @@ def _batches(data, batch_size=None) -> list[list[np.ndarray]]:
     if callable(data) and not isinstance(data, np.ndarray):
         data = data()
     if isinstance(data, np.ndarray):
-        data = [data[i:i + 1] for i in range(len(data))]
+        data = [data[i : i + 1] for i in range(len(data))]
     if not isinstance(data, Iterable):
         raise ValueError(
             "Received an invalid value for `representative_data`, expected a "
@@ -254,8 +268,12 @@ def _batches(data, batch_size=None) -> list[list[np.ndarray]]:
         n = merged[0].shape[0]
         count = -(-n // batch_size)
         batches = [
-            [np.resize(np.roll(a, -start, axis=0), (batch_size,) + a.shape[1:])
-             for a in merged]
+            [
+                np.resize(
+                    np.roll(a, -start, axis=0), (batch_size,) + a.shape[1:]
+                )
+                for a in merged
+            ]
             for start in range(0, count * batch_size, batch_size)
         ]
     return batches
@@ -306,7 +324,9 @@ def _make_converter(model, specs, quantization, batches, io_dtype):
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     elif quantization == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+        ]
         converter.representative_dataset = lambda: iter(batches)
         if io_dtype == "int8":
             converter.inference_input_type = tf.int8
@@ -323,7 +343,8 @@ def _layer_of(scope: str, layer_names: Sequence[str]) -> str | None:
     found = None
     for part in scope.split("/")[:-1]:  # the last part names the op
         matches = [
-            name for name in layer_names
+            name
+            for name in layer_names
             if re.fullmatch(re.escape(name) + r"(_\d+)?", part)
         ]
         if matches:
@@ -353,7 +374,9 @@ def _unsupported_ops(error, layer_names) -> list[tuple[str, str | None, str]]:
             ops.append(item)
     if not ops:
         message = str(error)
-        for name in re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message):
+        for name in re.findall(
+            r"'tf\.(\w+)' op is neither a custom op nor a flex op", message
+        ):
             item = (name, None, "flex")
             if item not in ops:
                 ops.append(item)
@@ -399,13 +422,19 @@ def _samples(specs, validation_data, batches):
             x, labels = validation_data
         arrays = x if isinstance(x, (list, tuple)) else [x]
         arrays = [np.asarray(a, np.float32) for a in arrays]
-        return arrays, (None if labels is None else np.asarray(labels)), "validation_data"
+        return (
+            arrays,
+            (None if labels is None else np.asarray(labels)),
+            "validation_data",
+        )
     if batches:
         merged = [np.concatenate(parts)[:64] for parts in zip(*batches[:64])]
         return merged, None, "representative_data"
     rng = np.random.default_rng(0)
     arrays = [
-        rng.normal(size=(_NUM_RANDOM_SAMPLES,) + tuple(s.shape[1:])).astype(np.float32)
+        rng.normal(size=(_NUM_RANDOM_SAMPLES,) + tuple(s.shape[1:])).astype(
+            np.float32
+        )
         for s in specs
     ]
     return arrays, None, "random normal inputs"
@@ -419,9 +448,11 @@ def _keras_outputs(model, arrays):
     chunks = []
     step = 256
     for start in range(0, len(arrays[0]), step):
-        part = [a[start:start + step] for a in arrays]
+        part = [a[start : start + step] for a in arrays]
         out = model(part[0] if len(part) == 1 else part, training=False)
-        chunks.append([keras.ops.convert_to_numpy(o) for o in tf.nest.flatten(out)])
+        chunks.append(
+            [keras.ops.convert_to_numpy(o) for o in tf.nest.flatten(out)]
+        )
     return [np.concatenate(c).astype(np.float32) for c in zip(*chunks)]
 
 
@@ -449,8 +480,12 @@ def _compare(path, arrays, reference, batch_size, runtime):
         for g, e in zip(got, expected):
             diff = g.astype(np.float64) - e.astype(np.float64)
             norm = float(np.linalg.norm(e.astype(np.float64)))
-            relative = max(relative, float(np.linalg.norm(diff)) / (norm or 1.0))
-            max_abs = max(max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0)
+            relative = max(
+                relative, float(np.linalg.norm(diff)) / (norm or 1.0)
+            )
+            max_abs = max(
+                max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0
+            )
         checks.append(Comparison(runtime, size, relative, max_abs))
     full = runner.predict(arrays, batch_size=max(sizes))
     return checks, _as_list(full)
@@ -576,7 +611,9 @@ def export_tflite(
             # Emitted by the frozen-graph path for every int8 model; the
             # calibration supplies the statistics it asks for.
             warnings.filterwarnings(
-                "ignore", message="Statistics for quantized inputs were expected")
+                "ignore",
+                message="Statistics for quantized inputs were expected",
+            )
             content = converter.convert()
     except Exception as error:  # tf.lite's ConverterError is not public.
         if type(error).__name__ != "ConverterError":
@@ -603,7 +640,9 @@ def export_tflite(
         comparisons, tflite_outputs = [], None
         for runtime in RUNTIMES:
             try:
-                checks, outputs = _compare(temp_path, arrays, reference, batch_size, runtime)
+                checks, outputs = _compare(
+                    temp_path, arrays, reference, batch_size, runtime
+                )
             except (RuntimeError, ValueError) as error:
                 if isinstance(error, VerificationError):
                     raise
@@ -626,8 +665,12 @@ def export_tflite(
         keras_accuracy = tflite_accuracy = None
         if labels is not None:
             labels = labels.reshape(-1)
-            keras_accuracy = float(np.mean(np.argmax(reference[0], -1) == labels))
-            tflite_accuracy = float(np.mean(np.argmax(tflite_outputs[0], -1) == labels))
+            keras_accuracy = float(
+                np.mean(np.argmax(reference[0], -1) == labels)
+            )
+            tflite_accuracy = float(
+                np.mean(np.argmax(tflite_outputs[0], -1) == labels)
+            )
 
         # 5. Move into place, with the permissions of a newly created file.
         umask = os.umask(0)
@@ -699,4 +742,3 @@ def export_keras_file(
         io_dtype=io_dtype,
         verbose=verbose,
     )
-

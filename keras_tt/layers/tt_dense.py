@@ -7,12 +7,16 @@ import numbers
 
 import keras
 import tensorflow as tf
-from keras import activations, constraints, initializers, regularizers
+from keras import activations
+from keras import constraints
+from keras import initializers
+from keras import regularizers
 
 from keras_tt import modes as modes_lib
 from keras_tt.contraction import tt_matmul
 from keras_tt.initializers import as_tt_initializer
-from keras_tt.tt_matrix import full_matrix, num_tt_params
+from keras_tt.tt_matrix import full_matrix
+from keras_tt.tt_matrix import num_tt_params
 
 
 @keras.saving.register_keras_serializable(package="keras_tt")
@@ -140,8 +144,10 @@ class TTDense(keras.layers.Layer):
 
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = int(units)
-        self.tt_rank = tt_rank if isinstance(tt_rank, numbers.Integral) else (
-            tuple(int(r) for r in tt_rank)
+        self.tt_rank = (
+            tt_rank
+            if isinstance(tt_rank, numbers.Integral)
+            else (tuple(int(r) for r in tt_rank))
         )
         self.in_modes = in_modes
         self.out_modes = out_modes
@@ -264,7 +270,7 @@ class TTDense(keras.layers.Layer):
         in_modes=None,
         out_modes=None,
         name: str | None = None,
-    ) -> "TTDense":
+    ) -> TTDense:
         """A `TTDense` layer initialised from a trained `Dense` layer.
 
         The cores are a TT-SVD (`keras_tt.tt_svd`) of the Dense kernel,
@@ -306,8 +312,12 @@ class TTDense(keras.layers.Layer):
         from keras_tt.tensorize import _convert_dense
 
         layer, _ = _convert_dense(
-            dense_layer, tt_rank=tt_rank, rel_error=rel_error,
-            in_modes=in_modes, out_modes=out_modes, name=name,
+            dense_layer,
+            tt_rank=tt_rank,
+            rel_error=rel_error,
+            in_modes=in_modes,
+            out_modes=out_modes,
+            name=name,
         )
         return layer
 
@@ -381,4 +391,3 @@ class TTDense(keras.layers.Layer):
 
 def _as_list(modes):
     return None if modes is None else [int(m) for m in modes]
-
