@@ -2,8 +2,9 @@
 
 ``tt_matmul(x, cores, in_modes, out_modes)`` computes ``x @ W`` for the
 matrix ``W`` that the cores stand for (see `keras_tt.full_matrix`) without
-ever forming ``W``. The work is a chain of ``tf.einsum`` contractions, one
-per core, whose equations are generated from the number of cores.
+ever forming ``W``. The work is a chain of einsum contractions, one per
+core, whose equations are generated from the number of cores: ``tf.einsum``
+on the TensorFlow backend, `keras.ops.einsum` on JAX and PyTorch.
 
 The chain is written for deployment as much as for speed:
 
@@ -29,7 +30,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-import tensorflow as tf
+import keras
 
 LEFT_TO_RIGHT = "left_to_right"
 RIGHT_TO_LEFT = "right_to_left"
@@ -127,7 +128,8 @@ def _right_to_left_steps(in_modes, out_modes, ranks):
 
 
 def _squeezed(first: bool, last: bool) -> tuple[int, ...]:
-    """Core axes of size 1 to drop: ``r_0`` on the first, ``r_d`` on the last."""
+    """Core axes of size 1 to drop: ``r_0`` on the first, ``r_d`` on the
+    last."""
     return (0,) * first + (3,) * last
 
 
@@ -181,8 +183,25 @@ def contraction_flops(in_modes, out_modes, ranks, direction=None) -> int:
     return _flops(in_modes, out_modes, ranks, direction)
 
 
-def tt_matmul(x, cores, in_modes, out_modes, direction=None):
+def einsum(equation: str, *operands):
+    """``tf.einsum`` on the TensorFlow backend, `keras.ops.einsum` elsewhere.
+
+    On TensorFlow the chain must be plain ``tf.einsum`` ops, which the
+    TFLite converter lowers to builtin ops; `keras.ops.einsum` would route
+    some equations through its own matmul rewrites.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.einsum(equation, *operands)
+    return keras.ops.einsum(equation, *operands)
+
+
+def tt_matmul(x, cores, in_modes, out_modes, direction=None, after_step=None):
     """``x @ W`` for a 2-D ``x`` of shape ``(batch, prod(in_modes))``.
+
+    Runs on every Keras backend: reshapes and squeezes through `keras.ops`,
+    the contractions through `einsum` (``tf.einsum`` on TensorFlow).
 
     Args:
         x: tensor of shape ``(batch, n_1 * ... * n_d)``.
@@ -190,16 +209,33 @@ def tt_matmul(x, cores, in_modes, out_modes, direction=None):
         in_modes: ``(n_1, ..., n_d)``.
         out_modes: ``(m_1, ..., m_d)``.
         direction: see `contraction_plan`.
+        after_step: optional callable ``(state, step) -> state`` applied to
+            the result of every einsum, e.g. to fake-quantize the
+            intermediate results for quantization-aware training.
 
     Returns:
         Tensor of shape ``(batch, m_1 * ... * m_d)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_tt.tt_matrix import full_matrix
+    >>> rng = np.random.default_rng(0)
+    >>> cores = [rng.normal(size=(1, 4, 2, 3)), rng.normal(size=(3, 8, 5, 1))]
+    >>> x = rng.normal(size=(6, 32))
+    >>> y = tt_matmul(x, cores, (4, 8), (2, 5))
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(y), x @ full_matrix(cores)))
+    True
     """
+    ops = keras.ops
     ranks = (1,) + tuple(int(c.shape[-1]) for c in cores)
     state = x
     for step in contraction_plan(in_modes, out_modes, ranks, direction):
         core = cores[step.core_index]
         if step.squeeze_core_axes:
-            core = tf.squeeze(core, axis=step.squeeze_core_axes)
-        state = tf.reshape(state, step.state_shape)
-        state = tf.einsum(step.equation, state, core)
-    return tf.reshape(state, (-1, math.prod(out_modes)))
+            core = ops.squeeze(core, axis=step.squeeze_core_axes)
+        state = ops.reshape(state, step.state_shape)
+        state = einsum(step.equation, state, core)
+        if after_step is not None:
+            state = after_step(state, step)
+    return ops.reshape(state, (-1, math.prod(out_modes)))

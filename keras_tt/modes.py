@@ -8,6 +8,7 @@ that factor badly, and check what a user passes in.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import warnings
@@ -21,6 +22,12 @@ MAX_AUTO_MODE = 8
 _TARGET_MODE = 5.5
 # A width whose prime factors are all at most this "factors well".
 _SMOOTH_PRIME_LIMIT = 7
+# The widest layer side keras_tt builds: TFLite and TensorFlow index tensor
+# axes with 32-bit integers.
+MAX_WIDTH = 2**31 - 1
+# Automatic padding to a 7-smooth width adds at most 1/11 of the width (11
+# becomes 12); above 100,000 it adds at most 1.3%.
+MAX_PADDING_OVERHEAD = 1 / 11
 
 
 def is_positive_int(value) -> bool:
@@ -33,7 +40,11 @@ def is_positive_int(value) -> bool:
 
 
 def prime_factors(n: int) -> list[int]:
-    """Prime factors of ``n`` in ascending order, with repetition."""
+    """Prime factors of ``n`` in ascending order, with repetition.
+
+    Trial division: meant for layer widths (at most `MAX_WIDTH`), where it
+    takes at most a few tens of thousands of steps.
+    """
     factors, p = [], 2
     while p * p <= n:
         while n % p == 0:
@@ -45,17 +56,54 @@ def prime_factors(n: int) -> list[int]:
     return factors
 
 
+def check_width(width, name: str = "width") -> int:
+    """Check that ``width`` is a positive integer of at most `MAX_WIDTH`."""
+    if not is_positive_int(width):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a positive "
+            f"integer. Received: {name}={width!r}"
+        )
+    if width > MAX_WIDTH:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected at most "
+            f"{MAX_WIDTH:,} (TFLite and TensorFlow index tensor axes with "
+            f"32-bit integers). Received: {name}={width!r}"
+        )
+    return int(width)
+
+
 def padded_width(width: int) -> int:
     """The smallest width ``>= width`` whose prime factors are all <= 7.
 
     Such widths split into balanced modes between 2 and 8. A width that
     already qualifies is returned unchanged; a prime such as 1021 becomes
-    1024.
+    1024. The search walks the 7-smooth numbers, so it is immediate for any
+    width up to `MAX_WIDTH`; padding never adds more than
+    `MAX_PADDING_OVERHEAD` of the width.
+
+    Example:
+
+    >>> padded_width(1021), padded_width(784), padded_width(11)
+    (1024, 784, 12)
     """
-    candidate = width
-    while max(prime_factors(candidate), default=1) > _SMOOTH_PRIME_LIMIT:
-        candidate += 1
-    return candidate
+    width = check_width(width)
+    best = None
+    power_of_7 = 1
+    while power_of_7 < 2 * width:
+        power_of_5 = power_of_7
+        while power_of_5 < 2 * width:
+            power_of_3 = power_of_5
+            while power_of_3 < 2 * width:
+                # The smallest power of two that lifts this product to width.
+                candidate = power_of_3
+                while candidate < width:
+                    candidate *= 2
+                if best is None or candidate < best:
+                    best = candidate
+                power_of_3 *= 3
+            power_of_5 *= 5
+        power_of_7 *= 7
+    return best
 
 
 def _balanced_split(width: int, num_modes: int) -> tuple[int, ...]:
@@ -81,7 +129,7 @@ def _num_modes_needed(width: int) -> int:
 def auto_modes(
     input_dim: int, units: int
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Choose balanced input and output modes for an ``input_dim x units`` matrix.
+    """Balanced input and output modes for an ``input_dim x units`` matrix.
 
     Each width is first padded to a nearby width whose prime factors are at
     most 7 (see `padded_width`), then split into the same number ``d`` of
@@ -204,3 +252,141 @@ def split_width(width: int, num_modes: int) -> tuple[int, ...]:
     (8, 8, 4, 4)
     """
     return _balanced_split(padded_width(width), num_modes)
+
+
+@dataclasses.dataclass(frozen=True)
+class TTLayout:
+    """How a ``input_dim x units`` matrix is held as a TT-matrix.
+
+    Attributes:
+        input_dim: rows of the matrix (a layer's input width, an embedding
+            table's vocabulary size).
+        units: columns of the matrix.
+        in_modes: ``(n_1, ..., n_d)``; their product is `padded_input_dim`.
+        out_modes: ``(m_1, ..., m_d)``; their product is `padded_units`.
+        ranks: ``(1, r_1, ..., r_{d-1}, 1)``.
+    """
+
+    input_dim: int
+    units: int
+    in_modes: tuple[int, ...]
+    out_modes: tuple[int, ...]
+    ranks: tuple[int, ...]
+
+    @property
+    def num_cores(self) -> int:
+        return len(self.in_modes)
+
+    @property
+    def padded_input_dim(self) -> int:
+        return math.prod(self.in_modes)
+
+    @property
+    def padded_units(self) -> int:
+        return math.prod(self.out_modes)
+
+    @property
+    def core_shapes(self) -> tuple[tuple[int, int, int, int], ...]:
+        """``(r_{k-1}, n_k, m_k, r_k)`` for every core."""
+        return tuple(
+            (self.ranks[k], n, m, self.ranks[k + 1])
+            for k, (n, m) in enumerate(zip(self.in_modes, self.out_modes))
+        )
+
+    @property
+    def num_params(self) -> int:
+        """Entries in the cores: ``sum_k r_{k-1} n_k m_k r_k``."""
+        return sum(math.prod(shape) for shape in self.core_shapes)
+
+    @property
+    def compression_ratio(self) -> float:
+        """``input_dim * units`` over `num_params`."""
+        return self.input_dim * self.units / self.num_params
+
+
+def resolve_layout(
+    input_dim,
+    units,
+    tt_rank=None,
+    in_modes=None,
+    out_modes=None,
+    warn: bool = True,
+    names: tuple[str, str, str, str] = (
+        "input_dim",
+        "units",
+        "in_modes",
+        "out_modes",
+    ),
+) -> TTLayout:
+    """Modes and TT-ranks of a TT-matrix, as every part of keras_tt picks them.
+
+    This is the one place where modes and ranks are decided: the layers
+    call it in ``build``, `keras_tt.tensorize` when it plans, and the report
+    when it describes a layer, so they always agree.
+
+    Modes. With neither ``in_modes`` nor ``out_modes``, both widths are
+    padded if needed (`padded_width`) and split into the same number of
+    balanced modes (`auto_modes`). Modes given on one side fix the number
+    of cores and the other side is split to match. Modes given explicitly
+    must multiply to their width exactly.
+
+    Ranks. ``tt_rank`` is one integer for every inner bond, a sequence of
+    the ``d - 1`` inner ranks, or ``None`` for the largest useful ranks
+    (`max_tt_ranks`). Ranks above the largest useful ones are clamped, with
+    a warning when ``warn`` is true.
+
+    Args:
+        input_dim: rows of the matrix.
+        units: columns of the matrix.
+        tt_rank: see above.
+        in_modes: optional factors of ``input_dim``.
+        out_modes: optional factors of ``units``.
+        warn: warn when ranks are clamped.
+        names: the argument names to use in error messages, for layers
+            whose arguments are called otherwise (``TTEmbedding``'s
+            ``vocab_modes``, say).
+
+    Returns:
+        A `TTLayout`.
+
+    Example:
+
+    >>> layout = resolve_layout(25088, 4096, tt_rank=4)
+    >>> layout.in_modes, layout.out_modes
+    ((8, 7, 7, 4, 4, 4), (4, 4, 4, 4, 4, 4))
+    >>> layout.ranks, layout.num_params
+    ((1, 4, 4, 4, 4, 4, 1), 1600)
+    >>> resolve_layout(1021, 10, tt_rank=2).padded_input_dim
+    1024
+    """
+    dim_name, units_name, in_name, out_name = names
+    input_dim = check_width(input_dim, dim_name)
+    units = check_width(units, units_name)
+    if tt_rank is not None:
+        check_tt_rank_argument(tt_rank)
+    if in_modes is not None:
+        in_modes = validate_modes(in_modes, in_name, input_dim)
+    if out_modes is not None:
+        out_modes = validate_modes(out_modes, out_name, units)
+    if (
+        in_modes is not None
+        and out_modes is not None
+        and len(in_modes) != len(out_modes)
+    ):
+        raise ValueError(
+            f"Received invalid values for `{in_name}` and `{out_name}`, "
+            "expected sequences of the same length. Received: "
+            f"{in_name}={in_modes} (length {len(in_modes)}), "
+            f"{out_name}={out_modes} (length {len(out_modes)})"
+        )
+    if in_modes is None and out_modes is None:
+        in_modes, out_modes = auto_modes(input_dim, units)
+    elif out_modes is None:
+        out_modes = split_width(units, len(in_modes))
+    elif in_modes is None:
+        in_modes = split_width(input_dim, len(out_modes))
+    if tt_rank is None:
+        ranks = max_tt_ranks(in_modes, out_modes)
+    else:
+        ranks = resolve_tt_ranks(tt_rank, in_modes, out_modes, warn=warn)
+    return TTLayout(input_dim, units, in_modes, out_modes, ranks)

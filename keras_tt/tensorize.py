@@ -20,10 +20,8 @@ import keras
 import numpy as np
 
 from keras_tt import modes as modes_lib
-from keras_tt.decomposition import TTDecomposition
 from keras_tt.decomposition import check_rel_error
-from keras_tt.decomposition import tt_svd
-from keras_tt.layers import TTDense
+from keras_tt.layers.tt_dense import dense_to_tt_dense
 from keras_tt.report import CompressionReport
 from keras_tt.report import iter_layers
 from keras_tt.report import layer_record
@@ -63,37 +61,12 @@ class _Plan:
 # ---------------------------------------------------------- one Dense layer
 
 
-def _dense_kernel_and_bias(dense_layer):
-    if not isinstance(dense_layer, keras.layers.Dense):
-        raise ValueError(
-            "Received an invalid value for `dense_layer`, expected a "
-            "`keras.layers.Dense` layer. "
-            f"Received: dense_layer={type(dense_layer).__name__}"
-        )
-    if not dense_layer.built:
-        raise ValueError(
-            f"The Dense layer '{dense_layer.name}' is not built, so it has no "
-            "kernel to decompose: call it on an input first."
-        )
-    if getattr(dense_layer, "quantization_mode", None):
-        raise ValueError(
-            f"The Dense layer '{dense_layer.name}' is quantized "
-            f"({dense_layer.quantization_mode!r}); tensorize the float model "
-            "before quantizing it."
-        )
-    kernel = keras.ops.convert_to_numpy(dense_layer.kernel)
-    bias = (
-        keras.ops.convert_to_numpy(dense_layer.bias)
-        if dense_layer.use_bias
-        else None
-    )
-    return kernel, bias
-
-
 def _resolve_layer_modes(units, input_dim, in_modes, out_modes):
-    """Modes exactly as `TTDense.build` would pick them."""
-    probe = TTDense(units, tt_rank=1, in_modes=in_modes, out_modes=out_modes)
-    return probe._resolve_modes(input_dim)
+    """Modes exactly as `TTDense.build` picks them."""
+    layout = modes_lib.resolve_layout(
+        input_dim, units, None, in_modes, out_modes
+    )
+    return layout.in_modes, layout.out_modes
 
 
 def _rank_for_ratio(name, input_dim, units, in_modes, out_modes, target_ratio):
@@ -118,83 +91,6 @@ def _rank_for_ratio(name, input_dim, units, in_modes, out_modes, target_ratio):
             f"Received: target_ratio={target_ratio!r}"
         )
     return best
-
-
-def _convert_dense(
-    dense_layer,
-    tt_rank=None,
-    rel_error=None,
-    in_modes=None,
-    out_modes=None,
-    name=None,
-    callback=None,
-) -> tuple[TTDense, TTDecomposition]:
-    """A built `TTDense` initialised from a Dense layer, and its TT-SVD."""
-    kernel, bias = _dense_kernel_and_bias(dense_layer)
-    if tt_rank is not None:
-        modes_lib.check_tt_rank_argument(tt_rank)
-    rel_error = check_rel_error(rel_error)
-    if tt_rank is None and rel_error is None:
-        raise ValueError(
-            "Expected `tt_rank` or `rel_error` (or both) to choose the "
-            f"TT-ranks of layer '{dense_layer.name}'. Received: tt_rank=None, "
-            "rel_error=None"
-        )
-    input_dim, units = kernel.shape
-    # The layer is given the user's modes (or none) and resolves them itself:
-    # explicit modes must multiply to the widths, automatic ones may pad.
-    given_in_modes, given_out_modes = in_modes, out_modes
-    in_modes, out_modes = _resolve_layer_modes(
-        units, input_dim, in_modes, out_modes
-    )
-    padded = (math.prod(in_modes), math.prod(out_modes))
-    if padded != kernel.shape:
-        kernel = np.pad(
-            kernel, [(0, padded[0] - input_dim), (0, padded[1] - units)]
-        )
-    max_rank = None
-    if tt_rank is not None:
-        max_rank = (
-            modes_lib.resolve_tt_ranks(
-                tt_rank, in_modes, out_modes, warn=False
-            )[1:-1]
-            or None
-        )
-    decomposition = tt_svd(
-        kernel,
-        in_modes,
-        out_modes,
-        max_rank=max_rank,
-        rel_error=rel_error,
-        callback=callback,
-    )
-    inner = decomposition.ranks[1:-1]
-    layer_rank = inner[0] if inner and len(set(inner)) == 1 else list(inner)
-    layer = TTDense(
-        units,
-        tt_rank=layer_rank or 1,
-        in_modes=given_in_modes,
-        out_modes=given_out_modes,
-        activation=dense_layer.activation,
-        use_bias=dense_layer.use_bias,
-        bias_regularizer=dense_layer.bias_regularizer,
-        activity_regularizer=dense_layer.activity_regularizer,
-        bias_constraint=dense_layer.bias_constraint,
-        name=name or dense_layer.name,
-        dtype=dense_layer.dtype_policy,
-        trainable=dense_layer.trainable,
-    )
-    layer.build((None, input_dim))
-    if (layer.in_modes, layer.out_modes) != (in_modes, out_modes):
-        raise RuntimeError(
-            f"TTDense chose modes {layer.in_modes} x {layer.out_modes} for "
-            f"layer '{layer.name}', not the planned {in_modes} x {out_modes}."
-        )
-    for variable, core in zip(layer.cores, decomposition.cores):
-        variable.assign(core.astype(variable.dtype))
-    if bias is not None:
-        layer.bias.assign(bias)
-    return layer, decomposition
 
 
 # --------------------------------------------------------------- selection
@@ -576,7 +472,7 @@ def tensorize(
     replacements, errors = {}, {}
     for plan in plans:
         before = done[0]
-        new_layer, decomposition = _convert_dense(
+        new_layer, decomposition = dense_to_tt_dense(
             plan.layer,
             plan.tt_rank,
             plan.rel_error,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import keras
-import tensorflow as tf
+import numpy as np
 from keras import activations
 from keras import constraints
 from keras import initializers
@@ -14,9 +15,11 @@ from keras import regularizers
 
 from keras_tt import modes as modes_lib
 from keras_tt.contraction import tt_matmul
+from keras_tt.decomposition import TTDecomposition
+from keras_tt.decomposition import check_rel_error
+from keras_tt.decomposition import tt_svd
 from keras_tt.initializers import as_tt_initializer
 from keras_tt.tt_matrix import full_matrix
-from keras_tt.tt_matrix import num_tt_params
 
 
 @keras.saving.register_keras_serializable(package="keras_tt")
@@ -31,7 +34,8 @@ class TTDense(keras.layers.Layer):
     ``(r_{k-1}, n_k, m_k, r_k)`` (Novikov et al., *Tensorizing Neural
     Networks*, 2015):
 
-        W[(i_1..i_d), (j_1..j_d)] = G_1[:, i_1, j_1, :] @ ... @ G_d[:, i_d, j_d, :]
+        W[(i_1..i_d), (j_1..j_d)] =
+            G_1[:, i_1, j_1, :] @ ... @ G_d[:, i_d, j_d, :]
 
     with row and column indices flattened in C order and ``r_0 = r_d = 1``.
     The ``r_k`` are the TT-ranks: they trade accuracy for size. The layer
@@ -115,32 +119,21 @@ class TTDense(keras.layers.Layer):
         bias_constraint=None,
         **kwargs,
     ):
-        if not modes_lib.is_positive_int(units):
-            raise ValueError(
-                "Received an invalid value for `units`, expected a positive "
-                f"integer. Received: units={units!r}"
-            )
+        units = modes_lib.check_width(units, "units")
         modes_lib.check_tt_rank_argument(tt_rank)
-        if in_modes is not None:
-            in_modes = modes_lib.validate_modes(in_modes, "in_modes")
-        if out_modes is not None:
-            out_modes = modes_lib.validate_modes(out_modes, "out_modes", units)
-        if (
-            in_modes is not None
-            and out_modes is not None
-            and len(in_modes) != len(out_modes)
-        ):
-            raise ValueError(
-                "Received invalid values for `in_modes` and `out_modes`, "
-                "expected sequences of the same length. Received: "
-                f"in_modes={in_modes} (length {len(in_modes)}), "
-                f"out_modes={out_modes} (length {len(out_modes)})"
+        # Checks the modes against each other and against `units` now; the
+        # input side is checked again in `build`, once its width is known.
+        if in_modes is not None or out_modes is not None:
+            probe_dim = (
+                math.prod(modes_lib.validate_modes(in_modes, "in_modes"))
+                if in_modes is not None
+                else 1
             )
-        num_cores = len(in_modes or out_modes or ())
-        if num_cores and not isinstance(tt_rank, numbers.Integral):
-            modes_lib.resolve_tt_ranks(
-                tt_rank, (1,) * num_cores, (1,) * num_cores, warn=False
+            layout = modes_lib.resolve_layout(
+                probe_dim, units, tt_rank, in_modes, out_modes, warn=False
             )
+            in_modes = layout.in_modes if in_modes is not None else None
+            out_modes = layout.out_modes if out_modes is not None else None
 
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = int(units)
@@ -170,33 +163,33 @@ class TTDense(keras.layers.Layer):
 
     # ------------------------------------------------------------------ build
 
-    def _resolve_modes(self, input_dim):
-        in_modes, out_modes = self._given_in_modes, self._given_out_modes
-        if in_modes is not None:
-            in_modes = modes_lib.validate_modes(in_modes, "in_modes", input_dim)
-        if in_modes is None and out_modes is None:
-            return modes_lib.auto_modes(input_dim, self.units)
-        if out_modes is None:
-            out_modes = modes_lib.split_width(self.units, len(in_modes))
-        if in_modes is None:
-            in_modes = modes_lib.split_width(input_dim, len(out_modes))
-        return in_modes, out_modes
-
     def build(self, input_shape):
-        input_dim = input_shape[-1]
+        input_dim = input_shape[-1] if len(input_shape) else None
         if input_dim is None:
             raise ValueError(
                 "The last dimension of the input to `TTDense` must be known. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
-        self.input_dim = int(input_dim)
-        self.in_modes, self.out_modes = self._resolve_modes(self.input_dim)
-        self.tt_ranks = modes_lib.resolve_tt_ranks(
-            self.tt_rank, self.in_modes, self.out_modes
+        if len(input_shape) < 2:
+            raise ValueError(
+                "`TTDense` expects inputs of rank >= 2, (batch_size, ..., "
+                f"input_dim). Received: input_shape={tuple(input_shape)}"
+            )
+        self.input_dim = modes_lib.check_width(
+            input_dim, "input_shape[-1] (the input width)"
         )
+        layout = modes_lib.resolve_layout(
+            self.input_dim,
+            self.units,
+            self.tt_rank,
+            self._given_in_modes,
+            self._given_out_modes,
+        )
+        self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
+        self.tt_ranks = layout.ranks
         tt_init = as_tt_initializer(self.kernel_initializer)
         self.cores = []
-        for k, (n, m) in enumerate(zip(self.in_modes, self.out_modes)):
+        for k, shape in enumerate(layout.core_shapes):
             if tt_init is None:
                 initializer = self.kernel_initializer
             else:
@@ -206,7 +199,7 @@ class TTDense(keras.layers.Layer):
             self.cores.append(
                 self.add_weight(
                     name=f"core_{k}",
-                    shape=(self.tt_ranks[k], n, m, self.tt_ranks[k + 1]),
+                    shape=shape,
                     initializer=initializer,
                     regularizer=self.kernel_regularizer,
                     constraint=self.kernel_constraint,
@@ -222,6 +215,18 @@ class TTDense(keras.layers.Layer):
             )
         self.input_spec = keras.layers.InputSpec(
             min_ndim=2, axes={-1: self.input_dim}
+        )
+
+    @property
+    def layout(self):
+        """The `keras_tt.modes.TTLayout` of the kernel (once built)."""
+        self._check_built("layout")
+        return modes_lib.TTLayout(
+            self.input_dim,
+            self.units,
+            self.in_modes,
+            self.out_modes,
+            self.tt_ranks,
         )
 
     # ------------------------------------------------------------- properties
@@ -240,18 +245,20 @@ class TTDense(keras.layers.Layer):
     def num_core_params(self):
         """Number of kernel parameters held in the cores."""
         self._check_built("num_core_params")
-        return num_tt_params(self.in_modes, self.out_modes, self.tt_ranks)
+        return self.layout.num_params
 
     @property
     def compression_ratio(self):
         """Dense kernel size ``input_dim * units`` over the total core size."""
         self._check_built("compression_ratio")
-        return self.input_dim * self.units / self.num_core_params
+        return self.layout.compression_ratio
 
     def full_kernel(self):
         """The ``(input_dim, units)`` kernel the cores stand for, as NumPy."""
         self._check_built("full_kernel")
-        matrix = full_matrix([c.numpy() for c in self.cores])
+        matrix = full_matrix(
+            [keras.ops.convert_to_numpy(c) for c in self.cores]
+        )
         return matrix[: self.input_dim, : self.units]
 
     def _check_built(self, what):
@@ -278,8 +285,9 @@ class TTDense(keras.layers.Layer):
         dtype policy, trainability, bias regulariser/constraint and activity
         regulariser are copied, and the name too unless ``name`` is given.
         The Dense layer is not modified. Its kernel regulariser and
-        constraint are not carried over (they were defined on the dense
-        kernel, not on cores).
+        constraint are carried over and, as in `TTDense`, apply to each core
+        (a warning says so: a penalty on the cores is not the same penalty
+        on the full matrix).
 
         Args:
             dense_layer: a built `keras.layers.Dense` layer.
@@ -309,9 +317,7 @@ class TTDense(keras.layers.Layer):
         >>> tt.in_modes, tt.out_modes, tt.tt_ranks
         ((8, 4, 4), (4, 4, 4), (1, 32, 16, 1))
         """
-        from keras_tt.tensorize import _convert_dense
-
-        layer, _ = _convert_dense(
+        layer, _ = dense_to_tt_dense(
             dense_layer,
             tt_rank=tt_rank,
             rel_error=rel_error,
@@ -324,29 +330,41 @@ class TTDense(keras.layers.Layer):
     # ------------------------------------------------------------------- call
 
     def call(self, inputs):
-        cores = [tf.convert_to_tensor(core) for core in self.cores]
-        x = tf.reshape(inputs, (-1, self.input_dim))
+        ops = keras.ops
+        inputs = _dense_input(inputs, self.compute_dtype)
+        x = ops.reshape(inputs, (-1, self.input_dim))
         if self.padded_input_dim > self.input_dim:
-            x = tf.pad(x, [[0, 0], [0, self.padded_input_dim - self.input_dim]])
-        y = tt_matmul(x, cores, self.in_modes, self.out_modes)
+            x = ops.pad(
+                x, [[0, 0], [0, self.padded_input_dim - self.input_dim]]
+            )
+        y = tt_matmul(x, self.cores, self.in_modes, self.out_modes)
         if self.padded_units > self.units:
             y = y[:, : self.units]
-        y = self._restore_leading_axes(y, inputs)
+        if len(inputs.shape) != 2:
+            y = ops.reshape(y, (*ops.shape(inputs)[:-1], self.units))
         if self.bias is not None:
-            y = tf.add(y, self.bias)
+            y = ops.add(y, self.bias)
         if self.activation is not None:
             y = self.activation(y)
         return y
 
-    def _restore_leading_axes(self, y, inputs):
-        rank = inputs.shape.rank
-        if rank == 2:
-            return y
-        inner = inputs.shape[1:-1]
-        if all(dim is not None for dim in inner):
-            return tf.reshape(y, (-1, *inner, self.units))
-        leading = tf.shape(inputs)[:-1]
-        return tf.reshape(y, tf.concat([leading, [self.units]], axis=0))
+    def load_own_variables(self, store):
+        """Load the cores and bias, checking their shapes first.
+
+        A ``.keras`` file whose config disagrees with its stored weights
+        (edited by hand, or written by another version) is refused with the
+        shapes it holds, before any value is assigned.
+        """
+        expected = [tuple(v.shape) for v in self.weights]
+        stored = [tuple(store[str(i)].shape) for i in range(len(store.keys()))]
+        if stored != expected:
+            raise ValueError(
+                f"Cannot load the weights of layer '{self.name}': its config "
+                f"describes weights of shapes {expected} (TT-ranks "
+                f"{self.tt_ranks}, modes {self.in_modes} x {self.out_modes}), "
+                f"but the file stores shapes {stored}."
+            )
+        super().load_own_variables(store)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -391,3 +409,128 @@ class TTDense(keras.layers.Layer):
 
 def _as_list(modes):
     return None if modes is None else [int(m) for m in modes]
+
+
+def _dense_input(inputs, compute_dtype):
+    """Inputs as a dense floating tensor, as `keras.layers.Dense` takes them.
+
+    Sparse inputs are densified and integer or boolean inputs are cast to
+    the layer's compute dtype.
+    """
+    inputs = keras.ops.convert_to_tensor(inputs, sparse=False)
+    if not keras.backend.is_float_dtype(inputs.dtype):
+        inputs = keras.ops.cast(inputs, compute_dtype)
+    return inputs
+
+
+def _kernel_as_float_array(kernel):
+    """A Dense kernel as NumPy float32 (float64 when it is float64).
+
+    TT-SVD runs in float32 or float64: float16 and bfloat16 kernels are
+    decomposed in float32 and the cores cast back to the layer's dtype.
+    """
+    array = keras.ops.convert_to_numpy(keras.ops.cast(kernel, "float32"))
+    if keras.backend.standardize_dtype(kernel.dtype) == "float64":
+        array = keras.ops.convert_to_numpy(kernel)
+    return array
+
+
+def dense_to_tt_dense(
+    dense_layer,
+    tt_rank=None,
+    rel_error=None,
+    in_modes=None,
+    out_modes=None,
+    name=None,
+    callback=None,
+) -> tuple[TTDense, TTDecomposition]:
+    """A built `TTDense` initialised from a `Dense` layer, and its TT-SVD.
+
+    The work behind `TTDense.from_dense`, which `keras_tt.tensorize` uses
+    too; see there for the arguments. ``callback`` is passed to
+    `keras_tt.tt_svd` (called once per truncation).
+    """
+    if not isinstance(dense_layer, keras.layers.Dense):
+        raise ValueError(
+            "Received an invalid value for `dense_layer`, expected a "
+            "`keras.layers.Dense` layer. "
+            f"Received: dense_layer={type(dense_layer).__name__}"
+        )
+    if not dense_layer.built:
+        raise ValueError(
+            f"The Dense layer '{dense_layer.name}' is not built, so it has no "
+            "kernel to decompose: call it on an input first."
+        )
+    if getattr(dense_layer, "quantization_mode", None):
+        raise ValueError(
+            f"The Dense layer '{dense_layer.name}' is quantized "
+            f"({dense_layer.quantization_mode!r}); tensorize the float model "
+            "before quantizing it."
+        )
+    rel_error = check_rel_error(rel_error)
+    if tt_rank is None and rel_error is None:
+        raise ValueError(
+            "Expected `tt_rank` or `rel_error` (or both) to choose the "
+            f"TT-ranks of layer '{dense_layer.name}'. Received: tt_rank=None, "
+            "rel_error=None"
+        )
+    kernel = _kernel_as_float_array(dense_layer.kernel)
+    input_dim, units = kernel.shape
+    layout = modes_lib.resolve_layout(
+        input_dim, units, tt_rank, in_modes, out_modes, warn=False
+    )
+    padded = (layout.padded_input_dim, layout.padded_units)
+    if padded != kernel.shape:
+        kernel = np.pad(
+            kernel, [(0, padded[0] - input_dim), (0, padded[1] - units)]
+        )
+    max_rank = None if tt_rank is None else (layout.ranks[1:-1] or None)
+    decomposition = tt_svd(
+        kernel,
+        layout.in_modes,
+        layout.out_modes,
+        max_rank=max_rank,
+        rel_error=rel_error,
+        callback=callback,
+    )
+    inner = decomposition.ranks[1:-1]
+    layer_rank = inner[0] if inner and len(set(inner)) == 1 else list(inner)
+    kernel_regularizer = dense_layer.kernel_regularizer
+    kernel_constraint = dense_layer.kernel_constraint
+    if kernel_regularizer is not None or kernel_constraint is not None:
+        warnings.warn(
+            f"Layer '{dense_layer.name}': its kernel "
+            + " and ".join(
+                what
+                for what, value in (
+                    ("regularizer", kernel_regularizer),
+                    ("constraint", kernel_constraint),
+                )
+                if value is not None
+            )
+            + " now apply to each TT-core, not to the full kernel.",
+            UserWarning,
+            stacklevel=3,
+        )
+    layer = TTDense(
+        units,
+        tt_rank=layer_rank or 1,
+        in_modes=in_modes,
+        out_modes=out_modes,
+        activation=dense_layer.activation,
+        use_bias=dense_layer.use_bias,
+        kernel_regularizer=kernel_regularizer,
+        bias_regularizer=dense_layer.bias_regularizer,
+        activity_regularizer=dense_layer.activity_regularizer,
+        kernel_constraint=kernel_constraint,
+        bias_constraint=dense_layer.bias_constraint,
+        name=name or dense_layer.name,
+        dtype=dense_layer.dtype_policy,
+        trainable=dense_layer.trainable,
+    )
+    layer.build((None, input_dim))
+    for variable, core in zip(layer.cores, decomposition.cores):
+        variable.assign(keras.ops.cast(core, variable.dtype))
+    if dense_layer.use_bias:
+        layer.bias.assign(keras.ops.cast(dense_layer.bias, layer.bias.dtype))
+    return layer, decomposition
