@@ -528,14 +528,16 @@ def test_non_builtin_op_inside_a_nested_model_names_the_inner_layer(tmp_path):
 def test_mismatch_with_keras_fails_verification_and_writes_nothing(
     tmp_path, monkeypatch
 ):
-    from keras_tt.export import tflite as tflite_module
+    from keras_tt.export import _verification as verification_module
 
-    true_outputs = tflite_module._keras_outputs
+    true_outputs = verification_module.keras_outputs
 
     def off_by_one_percent(model, arrays):
         return [1.01 * y for y in true_outputs(model, arrays)]
 
-    monkeypatch.setattr(tflite_module, "_keras_outputs", off_by_one_percent)
+    monkeypatch.setattr(
+        verification_module, "keras_outputs", off_by_one_percent
+    )
     with pytest.raises(
         VerificationError, match=r"relative error 0\.0099.* > 1e-05"
     ):
@@ -602,3 +604,57 @@ def test_export_keras_file(tmp_path):
         )
         <= 0.1
     )
+
+
+# ------------------------------------------------------- other backends
+
+_OTHER_BACKEND_SCRIPT = r"""
+import os, sys, traceback
+importers = []
+
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" and not importers:
+            importers.append(
+                [f.filename for f in traceback.extract_stack()[:-1]]
+            )
+        return None
+
+sys.meta_path.insert(0, Spy())
+import keras
+import keras_tt
+from keras_tt import export as export_package
+stack = importers[0] if importers else []
+assert not any(os.sep + "export" + os.sep in f for f in stack), stack
+inputs = keras.Input((8,))
+model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+path = sys.argv[1]
+try:
+    keras_tt.export_tflite(model, path, verbose=False)
+except RuntimeError as error:
+    print("ERROR:", error)
+"""
+
+
+def test_export_on_another_backend_says_it_needs_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"previous file")
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", _OTHER_BACKEND_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ERROR: TFLite/LiteRT export needs the TensorFlow backend" in (
+        result.stdout
+    )
+    assert "KERAS_BACKEND=tensorflow" in result.stdout
+    assert "Current backend: 'jax'" in result.stdout
+    assert path.read_bytes() == b"previous file"
+    assert os.listdir(tmp_path) == ["m.tflite"]

@@ -8,22 +8,27 @@ facts for any ``.tflite`` file; `evaluate_tflite` measures accuracy and
 latency on held-out data.
 
 These functions need the LiteRT runtime: ``pip install ai-edge-litert``.
+The export needs the TensorFlow backend of Keras; importing this package
+does not import TensorFlow, so ``import keras_tt`` works on every backend.
 """
 
-# Exporting a Keras model.
 # Reading any .tflite file.
 from keras_tt.export.inspect import OpInfo
 from keras_tt.export.inspect import TensorInfo
 from keras_tt.export.inspect import TFLiteInfo
 from keras_tt.export.inspect import inspect_tflite
 
+# What the export reports or raises.
+from keras_tt.export.report import Comparison
+from keras_tt.export.report import ExportReport
+from keras_tt.export.report import UnsupportedOpError
+from keras_tt.export.report import VerificationError
+
 # Running .tflite files on NumPy data.
 from keras_tt.export.runtime import TFLiteRunner
 from keras_tt.export.runtime import evaluate_tflite
-from keras_tt.export.tflite import Comparison
-from keras_tt.export.tflite import ExportReport
-from keras_tt.export.tflite import UnsupportedOpError
-from keras_tt.export.tflite import VerificationError
+
+# Exporting a Keras model.
 from keras_tt.export.tflite import export_keras_file
 from keras_tt.export.tflite import export_tflite
 

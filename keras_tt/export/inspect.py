@@ -66,7 +66,7 @@ class OpInfo:
 
 @dataclasses.dataclass(frozen=True)
 class TensorInfo:
-    """A model input or output: name, shape (``-1`` for a dynamic axis), type."""
+    """A tensor: name, shape (``-1`` for a dynamic axis), type, quantisation."""
 
     name: str
     shape: tuple[int, ...]
@@ -103,12 +103,12 @@ class TFLiteInfo:
 
     @property
     def custom_ops(self) -> tuple[str, ...]:
-        """Names of custom ops (Flex ops included): empty for a builtin-only model."""
+        """Custom ops (Flex ops included); empty for a builtin-only model."""
         return tuple(op.name for op in self.ops if op.custom)
 
     @property
     def builtin_only(self) -> bool:
-        """True when the stock runtime can run every op without a Flex delegate."""
+        """Whether the stock runtime runs every op, without a Flex delegate."""
         return not self.custom_ops
 
     @property
@@ -238,7 +238,7 @@ def _conversion_version(raw: bytes | None) -> str | None:
 
 
 def inspect_tflite(source: PathOrBytes) -> TFLiteInfo:
-    """Read a ``.tflite`` model's op list, op versions, minimum runtime and size.
+    """Read a ``.tflite`` file's ops, op versions, minimum runtime and size.
 
     Works on any TFLite/LiteRT flatbuffer. Op versions come from the model's
     operator table: a runtime older than the version that introduced an

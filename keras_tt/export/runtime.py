@@ -111,7 +111,7 @@ class TFLiteRunner:
         self._batch = batch_size
 
     def set_inputs(self, x) -> None:
-        """Resize to the batch of ``x`` and copy ``x`` (quantised if need be) in."""
+        """Resize to the batch of ``x``; copy it in, quantised if need be."""
         arrays = _as_input_list(x)
         if len(arrays) != len(self.input_details):
             raise ValueError(
@@ -125,7 +125,7 @@ class TFLiteRunner:
             )
 
     def outputs(self) -> list[np.ndarray]:
-        """The current outputs, dequantised to float32 where they are integer."""
+        """The current outputs, dequantised to float32 if they are integer."""
         return [
             _from_model(self.interpreter.get_tensor(d["index"]), d)
             for d in self.output_details
@@ -139,7 +139,7 @@ class TFLiteRunner:
         return outputs[0] if len(outputs) == 1 else outputs
 
     def predict(self, x, batch_size: int = 256):
-        """Run on ``x`` in chunks of ``batch_size``; concatenates the outputs."""
+        """Run on ``x`` in chunks of ``batch_size``; concatenate the outputs."""
         arrays = _as_input_list(x)
         n = int(arrays[0].shape[0])
         step = self.fixed_batch_size or batch_size
@@ -189,7 +189,7 @@ def evaluate_tflite(
     latency_runs: int = 100,
     runtime: str = "xnnpack",
 ) -> dict[str, Any]:
-    """Accuracy and latency of a ``.tflite`` classifier in the LiteRT interpreter.
+    """Accuracy and latency of a ``.tflite`` classifier in LiteRT.
 
     Args:
         model: path to a ``.tflite`` file, or its bytes.
@@ -236,7 +236,8 @@ def evaluate_tflite(
         labels = np.asarray(y).reshape(-1)
         if labels.shape[0] != main.shape[0]:
             raise ValueError(
-                f"Received {labels.shape[0]} labels for {main.shape[0]} samples."
+                "Received an invalid value for `y`, expected one label per "
+                f"sample ({main.shape[0]}). Received: {labels.shape[0]} labels"
             )
         accuracy = float(np.mean(np.argmax(main, axis=-1) == labels))
     batch = runner.fixed_batch_size or latency_batch_size

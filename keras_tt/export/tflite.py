@@ -1,497 +1,36 @@
-"""`export_tflite`: a Keras model to a verified, builtin-ops-only ``.tflite`` file.
+"""`export_tflite`: a Keras model to a verified, builtin-only ``.tflite``.
 
-The export goes through a ``tf.function`` with an explicit input signature
-and ``tf.lite.TFLiteConverter`` restricted to the builtin op sets, so the
-file runs on the stock LiteRT runtime without the Flex (TF ops) delegate.
-The file is first written next to its destination under a temporary name,
-checked in the LiteRT interpreter, and only then moved into place.
+This module runs the export's stages in order; each stage lives in its own
+private module: argument checks (`_arguments`), the conversion
+(`_conversion`), tracing unsupported ops back to layers (`_op_audit`),
+calibration data (`_input_data`), the comparison with Keras
+(`_verification`) and the atomic write (`_files`). The file is first written
+next to its destination under a temporary name, checked in the LiteRT
+interpreter, and only then moved into place.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-import re
-import tempfile
-import warnings
-from collections.abc import Iterable
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from keras_tt.export.inspect import TFLiteInfo
+from keras_tt.export import _arguments
+from keras_tt.export import _conversion
+from keras_tt.export import _files
+from keras_tt.export import _input_data
+from keras_tt.export import _op_audit
+from keras_tt.export import _verification
 from keras_tt.export.inspect import inspect_tflite
+from keras_tt.export.report import ExportReport
+from keras_tt.export.report import VerificationError
 from keras_tt.export.runtime import RUNTIMES
-from keras_tt.export.runtime import TFLiteRunner
-from keras_tt.report import iter_layers
 
-QUANTIZATIONS = (None, "float32", "float16", "dynamic", "int8")
-IO_DTYPES = ("float32", "int8")
 # A float32 export must match Keras to this relative error (Frobenius norm
 # of the difference over that of the Keras outputs).
 FLOAT32_TOLERANCE = 1e-5
-# Number of samples compared with Keras when none are given.
-_NUM_RANDOM_SAMPLES = 8
-
-
-class UnsupportedOpError(ValueError):
-    """The model needs an op that the builtin LiteRT op set does not have.
-
-    Attributes:
-        ops: list of ``(op_name, layer_name, kind)`` tuples: the TensorFlow
-            op (``"Einsum"``), the Keras layer it came from (``None`` when
-            it could not be traced to one) and ``"flex"`` (the op exists in
-            the TF-ops delegate only) or ``"custom"`` (it has no LiteRT
-            kernel at all).
-    """
-
-    def __init__(
-        self, message: str, ops: Sequence[tuple[str, str | None, str]]
-    ):
-        super().__init__(message)
-        self.ops = list(ops)
-
-
-class VerificationError(RuntimeError):
-    """The converted model does not load, run or match the Keras model."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Comparison:
-    """LiteRT output against Keras output for one runtime and batch size."""
-
-    runtime: str
-    batch_size: int
-    relative_error: float
-    max_abs_error: float
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportReport:
-    """What `export_tflite` wrote and how it checked it.
-
-    Attributes:
-        path: the ``.tflite`` file written.
-        quantization: the export mode (``None`` for float32).
-        info: `TFLiteInfo` of the file: size, ops and versions, minimum
-            runtime version, inputs and outputs.
-        comparisons: one `Comparison` per runtime (XNNPACK delegate and
-            reference kernels) and batch size checked.
-        tolerance: the relative error a float32 export must stay within
-            (``None`` for quantised exports, whose error is reported only).
-        num_samples: number of inputs compared with Keras.
-        sample_source: where those inputs came from.
-        keras_accuracy: accuracy of the Keras model on the samples, when
-            labels were given.
-        tflite_accuracy: accuracy of the exported model (XNNPACK runtime)
-            on the same samples.
-    """
-
-    path: str
-    quantization: str | None
-    info: TFLiteInfo
-    comparisons: tuple[Comparison, ...]
-    tolerance: float | None
-    num_samples: int
-    sample_source: str
-    keras_accuracy: float | None = None
-    tflite_accuracy: float | None = None
-
-    @property
-    def file_size(self) -> int:
-        """Size of the file in bytes."""
-        return self.info.file_size
-
-    @property
-    def min_runtime_version(self) -> str | None:
-        """Oldest LiteRT/TFLite runtime that can load the file."""
-        return self.info.min_runtime_version
-
-    @property
-    def op_versions(self) -> dict[str, int]:
-        """Operator name to the version the file uses."""
-        return self.info.op_versions
-
-    @property
-    def relative_error(self) -> float:
-        """Largest relative error over every runtime and batch checked."""
-        return max(c.relative_error for c in self.comparisons)
-
-    @property
-    def max_abs_error(self) -> float:
-        """Largest absolute difference from Keras over every check."""
-        return max(c.max_abs_error for c in self.comparisons)
-
-    @property
-    def accuracy_change(self) -> float | None:
-        """``tflite_accuracy - keras_accuracy``, when labels were given."""
-        if self.keras_accuracy is None or self.tflite_accuracy is None:
-            return None
-        return self.tflite_accuracy - self.keras_accuracy
-
-    def summary(self) -> str:
-        """A multi-line, human-readable report."""
-        mode = self.quantization or "float32"
-        lines = [
-            f"Exported ({mode}): {self.path}",
-            self.info.summary().split("\n", 1)[1],
-        ]
-        batches = sorted({c.batch_size for c in self.comparisons})
-        lines.append(
-            f"Checked against Keras on {self.num_samples} samples "
-            f"({self.sample_source}), batch sizes {batches}:"
-        )
-        for c in self.comparisons:
-            lines.append(
-                f"  {c.runtime:9s} batch {c.batch_size:4d}: relative error "
-                f"{c.relative_error:.2e}, max abs error {c.max_abs_error:.2e}"
-            )
-        if self.tolerance is not None:
-            lines.append(
-                f"  within the float32 tolerance {self.tolerance:g}: yes"
-            )
-        if self.accuracy_change is not None:
-            lines.append(
-                f"  accuracy: Keras {100 * self.keras_accuracy:.2f}%, LiteRT "
-                f"{100 * self.tflite_accuracy:.2f}% "
-                f"({100 * self.accuracy_change:+.2f} points)"
-            )
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
-
-
-# --------------------------------------------------------------- arguments
-
-
-def _check_arguments(quantization, representative_data, batch_size, io_dtype):
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(
-            "Received an invalid value for `quantization`, expected one of "
-            f"{QUANTIZATIONS}. Received: quantization={quantization!r}"
-        )
-    if quantization == "int8" and representative_data is None:
-        raise ValueError(
-            "Received an invalid value for `representative_data`, expected "
-            "sample inputs (a NumPy array, or an iterable of batches) to "
-            "calibrate the full-integer export with quantization='int8'. "
-            "Received: representative_data=None"
-        )
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(
-            "Received an invalid value for `batch_size`, expected a positive "
-            f"integer or None (resizable batch). Received: batch_size={batch_size!r}"
-        )
-    if io_dtype not in IO_DTYPES:
-        raise ValueError(
-            "Received an invalid value for `io_dtype`, expected one of "
-            f"{IO_DTYPES}. Received: io_dtype={io_dtype!r}"
-        )
-    if io_dtype != "float32" and quantization != "int8":
-        raise ValueError(
-            "Received an invalid value for `io_dtype`, integer inputs and "
-            "outputs need quantization='int8'. Received: "
-            f"io_dtype={io_dtype!r} with quantization={quantization!r}"
-        )
-
-
-def _input_specs(model, batch_size):
-    import tensorflow as tf
-
-    inputs = getattr(model, "inputs", None)
-    if not inputs:
-        raise ValueError(
-            "Received an invalid value for `model`, expected a Keras model with "
-            "known inputs (a Functional or Sequential model built on "
-            "`keras.Input`). Received: model of type "
-            f"{type(model).__name__} without `inputs`"
-        )
-    specs = []
-    for tensor in inputs:
-        shape = tuple(tensor.shape)
-        if any(dim is None for dim in shape[1:]):
-            raise ValueError(
-                "Received a model input with an unknown non-batch dimension; "
-                "TFLite export needs every dimension but the batch. "
-                f"Received: input {tensor.name!r} with shape {shape}"
-            )
-        specs.append(
-            tf.TensorSpec(
-                (batch_size,) + shape[1:],
-                tensor.dtype or "float32",
-                name=_clean_name(tensor.name),
-            )
-        )
-    return specs
-
-
-def _clean_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-/]", "_", name.split(":")[0]) or "input"
-
-
-def _batches(data, batch_size=None) -> list[list[np.ndarray]]:
-    """Representative data as a list of batches, each a list of float arrays.
-
-    With a fixed ``batch_size`` the samples are regrouped into batches of
-    exactly that size (the last one completed by repeating samples).
-    """
-    if callable(data) and not isinstance(data, np.ndarray):
-        data = data()
-    if isinstance(data, np.ndarray):
-        data = [data[i : i + 1] for i in range(len(data))]
-    if not isinstance(data, Iterable):
-        raise ValueError(
-            "Received an invalid value for `representative_data`, expected a "
-            "NumPy array of sample inputs or an iterable of batches. "
-            f"Received: representative_data of type {type(data).__name__}"
-        )
-    batches = []
-    for batch in data:
-        if isinstance(batch, dict):
-            batch = list(batch.values())
-        parts = list(batch) if isinstance(batch, (list, tuple)) else [batch]
-        batches.append([np.asarray(p, dtype=np.float32) for p in parts])
-    if not batches:
-        raise ValueError(
-            "Received an invalid value for `representative_data`, expected at "
-            "least one batch. Received: an empty iterable"
-        )
-    if batch_size and any(b[0].shape[0] != batch_size for b in batches):
-        merged = [np.concatenate(parts) for parts in zip(*batches)]
-        n = merged[0].shape[0]
-        count = -(-n // batch_size)
-        batches = [
-            [
-                np.resize(
-                    np.roll(a, -start, axis=0), (batch_size,) + a.shape[1:]
-                )
-                for a in merged
-            ]
-            for start in range(0, count * batch_size, batch_size)
-        ]
-    return batches
-
-
-# -------------------------------------------------------------- conversion
-
-
-class _DropMessage(logging.Filter):
-    def __init__(self, text: str):
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
-
-
-def _make_converter(model, specs, quantization, batches, io_dtype):
-    import tensorflow as tf
-
-    single = len(specs) == 1
-
-    @tf.function(input_signature=specs, autograph=False)
-    def serve(*inputs):
-        return model(inputs[0] if single else list(inputs), training=False)
-
-    concrete = serve.get_concrete_function()
-    # Without a trackable object the converter freezes the variables into
-    # constants, so MatMuls against them lower to FULLY_CONNECTED; with one,
-    # they stay resource variables (VAR_HANDLE / READ_VARIABLE, BATCH_MATMUL)
-    # and int8 calibration fails. The converter logs a deprecation notice
-    # for this choice, which is dropped here.
-    absl_logger = logging.getLogger("absl")
-    notice = _DropMessage("trackable_obj")
-    absl_logger.addFilter(notice)
-    try:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    finally:
-        absl_logger.removeFilter(notice)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantization == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        # Per-channel weights raise FULLY_CONNECTED to a version (12) that
-        # only runtimes >= 2.17 load; per-tensor weights keep older ones.
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    elif quantization == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
-        ]
-        converter.representative_dataset = lambda: iter(batches)
-        if io_dtype == "int8":
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-    return converter
-
-
-def _layer_names(model) -> list[str]:
-    return [layer.name for _, layer in iter_layers(model)]
-
-
-def _layer_of(scope: str, layer_names: Sequence[str]) -> str | None:
-    """The innermost Keras layer whose name scope appears in ``scope``."""
-    found = None
-    for part in scope.split("/")[:-1]:  # the last part names the op
-        matches = [
-            name
-            for name in layer_names
-            if re.fullmatch(re.escape(name) + r"(_\d+)?", part)
-        ]
-        if matches:
-            found = max(matches, key=len)
-    return found
-
-
-def _unsupported_ops(error, layer_names) -> list[tuple[str, str | None, str]]:
-    ops = []
-    for entry in getattr(error, "errors", None) or []:
-        code = getattr(entry, "error_code", 0)
-        op = entry.operator.name if entry.HasField("operator") else ""
-        if not op:
-            continue
-        kind = "custom" if "CUSTOM" in _error_code_name(entry, code) else "flex"
-        scope = ""
-        location = entry.location
-        for call in location.call:
-            if call.name:
-                scope = call.name
-                break
-        if not scope and location.name:
-            scope = location.name
-        name = op[3:] if op.startswith("tf.") else op
-        item = (name, _layer_of(scope, layer_names) if scope else None, kind)
-        if item not in ops:
-            ops.append(item)
-    if not ops:
-        message = str(error)
-        for name in re.findall(
-            r"'tf\.(\w+)' op is neither a custom op nor a flex op", message
-        ):
-            item = (name, None, "flex")
-            if item not in ops:
-                ops.append(item)
-    return ops
-
-
-def _error_code_name(entry, code) -> str:
-    try:
-        return entry.ErrorCode.Name(code)
-    except (AttributeError, ValueError):
-        return str(code)
-
-
-def _raise_unsupported(error, model, quantization):
-    ops = _unsupported_ops(error, _layer_names(model))
-    if not ops:
-        raise VerificationError(
-            "TFLite conversion with builtin ops only failed "
-            f"(quantization={quantization!r}): {error}"
-        ) from error
-    described = "; ".join(
-        f"{op} ({'needs the Flex delegate' if kind == 'flex' else 'no LiteRT kernel'}"
-        f"{', from layer ' + repr(layer) if layer else ''})"
-        for op, layer, kind in ops
-    )
-    raise UnsupportedOpError(
-        "The model needs ops that are not LiteRT builtins, so it cannot run on "
-        f"the stock runtime: {described}. Replace or rewrite those layers; "
-        "no file was written.",
-        ops,
-    ) from None
-
-
-# ------------------------------------------------------------ verification
-
-
-def _samples(specs, validation_data, batches):
-    """Inputs (list of arrays), labels or None, and a description."""
-    labels = None
-    if validation_data is not None:
-        x = validation_data
-        if isinstance(validation_data, tuple) and len(validation_data) == 2:
-            x, labels = validation_data
-        arrays = x if isinstance(x, (list, tuple)) else [x]
-        arrays = [np.asarray(a, np.float32) for a in arrays]
-        return (
-            arrays,
-            (None if labels is None else np.asarray(labels)),
-            "validation_data",
-        )
-    if batches:
-        merged = [np.concatenate(parts)[:64] for parts in zip(*batches[:64])]
-        return merged, None, "representative_data"
-    rng = np.random.default_rng(0)
-    arrays = [
-        rng.normal(size=(_NUM_RANDOM_SAMPLES,) + tuple(s.shape[1:])).astype(
-            np.float32
-        )
-        for s in specs
-    ]
-    return arrays, None, "random normal inputs"
-
-
-def _keras_outputs(model, arrays):
-    """The Keras model's outputs, flattened in the order the converter uses."""
-    import keras
-    import tensorflow as tf
-
-    chunks = []
-    step = 256
-    for start in range(0, len(arrays[0]), step):
-        part = [a[start : start + step] for a in arrays]
-        out = model(part[0] if len(part) == 1 else part, training=False)
-        chunks.append(
-            [keras.ops.convert_to_numpy(o) for o in tf.nest.flatten(out)]
-        )
-    return [np.concatenate(c).astype(np.float32) for c in zip(*chunks)]
-
-
-def _as_list(outputs):
-    return outputs if isinstance(outputs, list) else [outputs]
-
-
-def _compare(path, arrays, reference, batch_size, runtime):
-    """Compare at batch 1 and a larger batch (or the fixed batch)."""
-    runner = TFLiteRunner(path, runtime=runtime)
-    checks = []
-    n = len(arrays[0])
-    sizes = [batch_size] if batch_size else sorted({1, max(2, min(n, 16))})
-    for size in sizes:
-        part = [np.resize(a, (size,) + a.shape[1:]) for a in arrays]
-        expected = [np.resize(r, (size,) + r.shape[1:]) for r in reference]
-        got = _as_list(runner(part))
-        shapes = [g.shape for g in got], [e.shape for e in expected]
-        if shapes[0] != shapes[1]:
-            raise VerificationError(
-                f"The LiteRT output shapes {shapes[0]} differ from Keras's "
-                f"{shapes[1]} (runtime={runtime}, batch {size})."
-            )
-        relative, max_abs = 0.0, 0.0
-        for g, e in zip(got, expected):
-            diff = g.astype(np.float64) - e.astype(np.float64)
-            norm = float(np.linalg.norm(e.astype(np.float64)))
-            relative = max(
-                relative, float(np.linalg.norm(diff)) / (norm or 1.0)
-            )
-            max_abs = max(
-                max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0
-            )
-        checks.append(Comparison(runtime, size, relative, max_abs))
-    full = runner.predict(arrays, batch_size=max(sizes))
-    return checks, _as_list(full)
-
-
-# ------------------------------------------------------------------ export
 
 
 def export_tflite(
@@ -589,58 +128,54 @@ def export_tflite(
     ('int8', True)
     """
 
-    _check_arguments(quantization, representative_data, batch_size, io_dtype)
+    # 1. Check the arguments before any work.
+    _arguments.check_backend()
+    _arguments.check_export_arguments(
+        quantization, representative_data, batch_size, io_dtype
+    )
     if quantization == "float32":
         quantization = None
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(
-            "Received an invalid value for `path`, expected a file in an "
-            f"existing folder. Received: path={path!r}"
-        )
-    specs = _input_specs(model, batch_size)
+    folder = _files.check_output_folder(path)
+    specs = _conversion.input_specs(model, batch_size)
     batches = None
     if representative_data is not None:
-        batches = _batches(representative_data, batch_size)
+        batches = _input_data.calibration_batches(
+            representative_data, batch_size
+        )
 
-    # 1. Convert with builtin ops only; name the ops and layers that block it.
-    converter = _make_converter(model, specs, quantization, batches, io_dtype)
+    # 2. Convert with builtin ops only; name the ops and layers that block it.
+    converter = _conversion.make_converter(
+        model, specs, quantization, batches, io_dtype
+    )
     try:
-        with warnings.catch_warnings():
-            # Emitted by the frozen-graph path for every int8 model; the
-            # calibration supplies the statistics it asks for.
-            warnings.filterwarnings(
-                "ignore",
-                message="Statistics for quantized inputs were expected",
-            )
-            content = converter.convert()
-    except Exception as error:  # tf.lite's ConverterError is not public.
-        if type(error).__name__ != "ConverterError":
+        content = _conversion.convert(converter)
+    except Exception as error:
+        if not _conversion.is_converter_error(error):
             raise
-        _raise_unsupported(error, model, quantization)
+        _op_audit.raise_unsupported(error, model, quantization)
 
-    # 2. Write beside the destination under a temporary name.
-    handle, temp_path = tempfile.mkstemp(suffix=".tflite.tmp", dir=folder)
+    # 3. Write beside the destination under a temporary name.
+    temp_path = _files.write_temporary(content, folder)
     try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(content)
-
-        # 3. Check the op list.
+        # 4. Check the op list.
         info = inspect_tflite(temp_path)
         if not info.builtin_only:
             raise VerificationError(
                 "The converted model holds custom ops "
-                f"{info.custom_ops}, which the stock LiteRT runtime cannot run."
+                f"{info.custom_ops}, which the stock LiteRT runtime cannot "
+                "run."
             )
 
-        # 4. Run it in the interpreter and compare with Keras.
-        arrays, labels, source = _samples(specs, validation_data, batches)
-        reference = _keras_outputs(model, arrays)
+        # 5. Run it in the interpreter and compare with Keras.
+        arrays, labels, source = _verification.samples(
+            specs, validation_data, batches
+        )
+        reference = _verification.keras_outputs(model, arrays)
         comparisons, tflite_outputs = [], None
         for runtime in RUNTIMES:
             try:
-                checks, outputs = _compare(
+                checks, outputs = _verification.compare(
                     temp_path, arrays, reference, batch_size, runtime
                 )
             except (RuntimeError, ValueError) as error:
@@ -655,31 +190,17 @@ def export_tflite(
                 tflite_outputs = outputs
         checked_tolerance = tolerance if quantization is None else None
         if checked_tolerance is not None:
-            worst = max(comparisons, key=lambda c: c.relative_error)
-            if not worst.relative_error <= checked_tolerance:
-                raise VerificationError(
-                    "The float32 export does not match the Keras model: "
-                    f"relative error {worst.relative_error:.3g} > {checked_tolerance:g} "
-                    f"(runtime={worst.runtime}, batch {worst.batch_size})."
-                )
+            _verification.check_tolerance(comparisons, checked_tolerance)
         keras_accuracy = tflite_accuracy = None
         if labels is not None:
             labels = labels.reshape(-1)
-            keras_accuracy = float(
-                np.mean(np.argmax(reference[0], -1) == labels)
-            )
-            tflite_accuracy = float(
-                np.mean(np.argmax(tflite_outputs[0], -1) == labels)
-            )
+            keras_accuracy = _verification.accuracy(reference, labels)
+            tflite_accuracy = _verification.accuracy(tflite_outputs, labels)
 
-        # 5. Move into place, with the permissions of a newly created file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp_path, 0o666 & ~umask)
-        os.replace(temp_path, path)
+        # 6. Move into place, with the permissions of a newly created file.
+        _files.publish(temp_path, path)
     except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
+        _files.remove_quietly(temp_path)
         raise
 
     report = ExportReport(
@@ -725,6 +246,7 @@ def export_keras_file(
     Returns:
         The `ExportReport`.
     """
+    _arguments.check_backend()
     import keras
 
     import keras_tt  # noqa: F401  (registers TTDense for deserialisation)

@@ -1,0 +1,118 @@
+"""From a Keras model to TFLite bytes: the serving function and converter.
+
+The model is traced through a ``tf.function`` with an explicit input
+signature and converted by ``tf.lite.TFLiteConverter`` restricted to the
+builtin op sets, so the file runs on the stock LiteRT runtime without the
+Flex (TF ops) delegate. TensorFlow is imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+
+def input_specs(model, batch_size):
+    """One ``tf.TensorSpec`` per model input, in ``model.inputs`` order."""
+    import tensorflow as tf
+
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise ValueError(
+            "Received an invalid value for `model`, expected a Keras model "
+            "with known inputs (a Functional or Sequential model built on "
+            "`keras.Input`). Received: model of type "
+            f"{type(model).__name__} without `inputs`"
+        )
+    specs = []
+    for tensor in inputs:
+        shape = tuple(tensor.shape)
+        if any(dim is None for dim in shape[1:]):
+            raise ValueError(
+                "Received a model input with an unknown non-batch dimension; "
+                "TFLite export needs every dimension but the batch. "
+                f"Received: input {tensor.name!r} with shape {shape}"
+            )
+        specs.append(
+            tf.TensorSpec(
+                (batch_size,) + shape[1:],
+                tensor.dtype or "float32",
+                name=_clean_name(tensor.name),
+            )
+        )
+    return specs
+
+
+def _clean_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-/]", "_", name.split(":")[0]) or "input"
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def make_converter(model, specs, quantization, batches, io_dtype):
+    """A builtin-ops-only ``TFLiteConverter`` for ``model``."""
+    import tensorflow as tf
+
+    single = len(specs) == 1
+
+    @tf.function(input_signature=specs, autograph=False)
+    def serve(*inputs):
+        return model(inputs[0] if single else list(inputs), training=False)
+
+    concrete = serve.get_concrete_function()
+    # Without a trackable object the converter freezes the variables into
+    # constants, so MatMuls against them lower to FULLY_CONNECTED; with one,
+    # they stay resource variables (VAR_HANDLE / READ_VARIABLE, BATCH_MATMUL)
+    # and int8 calibration fails. The converter logs a deprecation notice
+    # for this choice, which is dropped here.
+    absl_logger = logging.getLogger("absl")
+    notice = _DropMessage("trackable_obj")
+    absl_logger.addFilter(notice)
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    finally:
+        absl_logger.removeFilter(notice)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        # Per-channel weights raise FULLY_CONNECTED to a version (12) that
+        # only runtimes >= 2.17 load; per-tensor weights keep older ones.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True  # noqa: E501
+    elif quantization == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+        ]
+        converter.representative_dataset = lambda: iter(batches)
+        if io_dtype == "int8":
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    return converter
+
+
+def is_converter_error(error: BaseException) -> bool:
+    """Whether ``error`` is tf.lite's ``ConverterError`` (not public)."""
+    return type(error).__name__ == "ConverterError"
+
+
+def convert(converter) -> bytes:
+    """Run the converter, without its notice about int8 statistics."""
+    with warnings.catch_warnings():
+        # Emitted by the frozen-graph path for every int8 model; the
+        # calibration supplies the statistics it asks for.
+        warnings.filterwarnings(
+            "ignore",
+            message="Statistics for quantized inputs were expected",
+        )
+        return converter.convert()
