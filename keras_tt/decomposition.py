@@ -165,9 +165,26 @@ def check_rel_error(rel_error, name: str = "rel_error") -> float | None:
 
 def _as_float_array(array, name):
     """A NumPy float32/float64 array without NaN or Inf."""
+    if array is None or isinstance(array, (str, bytes)):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a 2-D "
+            f"numeric array. Received: {name}={array!r}"
+        )
     if hasattr(array, "numpy"):
         array = array.numpy()
-    array = np.asarray(array)
+    try:
+        array = np.asarray(array)
+    except ValueError:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a 2-D "
+            "numeric array, but its rows have different lengths. "
+            f"Received: {name}={_short_repr(array)}"
+        ) from None
+    if array.size == 0:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a non-empty "
+            f"array. Received: {name} of shape {array.shape}"
+        )
     if array.dtype not in (np.float32, np.float64):
         if array.dtype.kind not in "fiub":
             raise ValueError(
@@ -185,6 +202,11 @@ def _as_float_array(array, name):
             f"Received: {name} of shape {array.shape}"
         )
     return array
+
+
+def _short_repr(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ------------------------------------------------------------ truncated SVD
@@ -501,8 +523,18 @@ def tt_error(cores: Sequence, matrix) -> float:
     >>> round(tt_error(tt_svd(w, (2, 2), (2, 3)), w), 12)
     0.0
     """
-    matrix = np.asarray(matrix, dtype=np.float64)
-    approx = full_matrix(cores)[: matrix.shape[0], : matrix.shape[1]]
+    approx = full_matrix(cores)
+    matrix = _as_float_array(matrix, "matrix").astype(np.float64)
+    if matrix.ndim != 2 or any(
+        size > limit for size, limit in zip(matrix.shape, approx.shape)
+    ):
+        raise ValueError(
+            "Received an invalid value for `matrix`, expected a 2-D array no "
+            f"larger than the cores' matrix {approx.shape} (which may be "
+            "zero-padded beyond it). "
+            f"Received: matrix of shape {matrix.shape}"
+        )
+    approx = approx[: matrix.shape[0], : matrix.shape[1]]
     diff = float(np.linalg.norm(matrix - approx))
     norm = float(np.linalg.norm(matrix))
     return diff / norm if norm > 0 else diff

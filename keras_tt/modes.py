@@ -183,6 +183,14 @@ def max_tt_ranks(
     ``min(prod_{i<=k} n_i m_i, prod_{i>k} n_i m_i)`` can add expressive power.
     Returns ``d + 1`` numbers, the first and last being 1.
     """
+    in_modes = validate_modes(in_modes, "in_modes")
+    out_modes = validate_modes(out_modes, "out_modes")
+    if len(in_modes) != len(out_modes):
+        raise ValueError(
+            "Received invalid values for `in_modes` and `out_modes`, "
+            f"expected sequences of the same length. Received: "
+            f"in_modes={in_modes}, out_modes={out_modes}"
+        )
     sizes = [n * m for n, m in zip(in_modes, out_modes)]
     return tuple(
         min(math.prod(sizes[:k]), math.prod(sizes[k:]))

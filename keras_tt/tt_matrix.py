@@ -4,7 +4,7 @@ Core layout, everywhere in keras_tt: core ``k`` has shape
 ``(r_{k-1}, n_k, m_k, r_k)`` with ``r_0 = r_d = 1``. The matrix the cores
 stand for is
 
-    W[i, j] = G_1[:, i_1, j_1, :] @ G_2[:, i_2, j_2, :] @ ... @ G_d[:, i_d, j_d, :]
+    W[i, j] = G_1[:, i_1, j_1, :] @ ... @ G_d[:, i_d, j_d, :]
 
 where the row index ``i`` is the C-order (row-major) flattening of
 ``(i_1, ..., i_d)`` over the input modes and the column index ``j`` that of
@@ -25,6 +25,13 @@ def _as_numpy(core) -> np.ndarray:
 
 def check_cores(cores: Sequence) -> list[np.ndarray]:
     """Check that ``cores`` chain together; return them as NumPy arrays."""
+    if cores is None or isinstance(cores, (str, bytes)) or not hasattr(
+        cores, "__iter__"
+    ):
+        raise ValueError(
+            "Received an invalid value for `cores`, expected a sequence of "
+            f"4-D arrays. Received: cores={cores!r}"
+        )
     arrays = [_as_numpy(c) for c in cores]
     if not arrays:
         raise ValueError(
@@ -34,11 +41,16 @@ def check_cores(cores: Sequence) -> list[np.ndarray]:
     for k, core in enumerate(arrays):
         if core.ndim != 4:
             raise ValueError(
-                "Received an invalid value for `cores`, expected 4-D cores of "
-                f"shape (r_prev, n, m, r_next). Received: cores[{k}] with shape "
-                f"{core.shape}"
+                "Received an invalid value for `cores`, expected 4-D cores "
+                "of shape (r_prev, n, m, r_next). "
+                f"Received: cores[{k}] with shape {core.shape}"
             )
     shapes = [c.shape for c in arrays]
+    if any(0 in shape for shape in shapes):
+        raise ValueError(
+            "Received an invalid value for `cores`, expected cores with no "
+            f"axis of size 0. Received: core shapes {shapes}"
+        )
     bonds_ok = all(a[3] == b[0] for a, b in zip(shapes, shapes[1:]))
     if not bonds_ok or shapes[0][0] != 1 or shapes[-1][3] != 1:
         raise ValueError(

@@ -164,20 +164,30 @@ class TTDense(keras.layers.Layer):
     # ------------------------------------------------------------------ build
 
     def build(self, input_shape):
-        input_dim = input_shape[-1] if len(input_shape) else None
-        if input_dim is None:
-            raise ValueError(
-                "The last dimension of the input to `TTDense` must be known. "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
+        input_shape = tuple(input_shape)
         if len(input_shape) < 2:
             raise ValueError(
                 "`TTDense` expects inputs of rank >= 2, (batch_size, ..., "
-                f"input_dim). Received: input_shape={tuple(input_shape)}"
+                f"input_dim). Received: input_shape={input_shape}"
             )
-        self.input_dim = modes_lib.check_width(
-            input_dim, "input_shape[-1] (the input width)"
-        )
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(
+                "The last dimension of the input to `TTDense` must be known. "
+                f"Received: input_shape={input_shape}"
+            )
+        if not modes_lib.is_positive_int(input_dim):
+            raise ValueError(
+                "`TTDense` expects an input width (the last dimension) of at "
+                f"least 1. Received: input_shape={input_shape}"
+            )
+        if input_dim > modes_lib.MAX_WIDTH:
+            raise ValueError(
+                "`TTDense` expects an input width (the last dimension) of at "
+                f"most {modes_lib.MAX_WIDTH:,}. Received: "
+                f"input_shape={input_shape}"
+            )
+        self.input_dim = int(input_dim)
         layout = modes_lib.resolve_layout(
             self.input_dim,
             self.units,
