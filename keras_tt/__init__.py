@@ -6,6 +6,10 @@ Fully-connected layers whose weight matrix is stored in TT-matrix format
 
 __version__ = "0.1.0"
 
+# First: in the `keras-tt` process this answers --help and argument errors
+# before the imports below load TensorFlow (other imports: no effect).
+from keras_tt import cli as _cli
+
 # Layers.
 # TT-matrix mathematics on plain arrays and tensors.
 from keras_tt.contraction import contraction_plan

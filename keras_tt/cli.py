@@ -1,28 +1,71 @@
 """The ``keras-tt`` command: tensorize, export and inspect models.
 
-    keras-tt tensorize in.keras out.keras --tt-rank 8 [--rel-error 0.1] [--layers fc1,fc2]
-    keras-tt export in.keras out.tflite [--quantization int8 --representative x.npy]
+    keras-tt tensorize in.keras out.keras --tt-rank 8 [--rel-error 0.1]
+    keras-tt export in.keras out.tflite [--quantization int8
+                                         --representative x.npy]
     keras-tt inspect model.keras | model.tflite
 
-Bad arguments print one line naming the problem and exit with status 2; no
-output file is written then.
+``--help`` and argument errors are answered before TensorFlow is imported,
+so they return at once. Every expected failure (a bad argument, a missing or
+unreadable file, an output path that is one of the inputs, a library error)
+prints one line on stderr and exits with status 2; no output file is written
+then, and no command ever writes over one of its inputs.
+
+Unless ``TF_CPP_MIN_LOG_LEVEL`` is set, TensorFlow's C++ start-up log lines
+(oneDNN, CUDA, CPU features) are kept off the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import sys
+import tempfile
+import zipfile
+
+from keras_tt.modes import is_positive_int
 
 EXIT_USAGE = 2
+PROG = "keras-tt"
+
+_KERAS_SUFFIXES = (".keras",)
+_HDF5_SUFFIXES = (".h5", ".hdf5")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_NPY_MAGIC = b"\x93NUMPY"
+_TFLITE_MAGIC = b"TFL3"
+# TensorFlow's start-up lines on stderr: absl's "log messages before
+# InitializeLog" notice, INFO/WARNING lines such as
+# "I0000 00:00:17.7 123 port.cc:153] oneDNN custom operations are on",
+# the CPU-feature notice's second line; the converter's quantisation
+# settings line and LiteRT's delegate notice.
+_TF_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    rb"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\] "
+    rb"|To enable the following instructions: "
+    rb"|fully_quantize: \d"
+    rb"|INFO: Created TensorFlow Lite \w+ delegate)"
+)
+
+
+# Whether this process set TF_CPP_MIN_LOG_LEVEL (the user had not).
+_we_set_log_level = False
+
+
+class CommandError(Exception):
+    """An expected failure: printed as one line, exit status 2."""
+
+
+# ------------------------------------------------------------ argument types
 
 
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
+        value = None
+    if not is_positive_int(value):
         raise argparse.ArgumentTypeError(
             f"expected a positive integer, received {text!r}"
         )
@@ -38,74 +81,20 @@ def _layer_names(text: str) -> list[str]:
     return names
 
 
-def _load_keras_model(path):
-    import keras
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, without the usage."""
 
-    import keras_tt  # noqa: F401  (registers the keras_tt layers)
-
-    if not os.path.isfile(path):
-        raise ValueError(f"No model file at {path!r}.")
-    return keras.saving.load_model(path, compile=False)
-
-
-def _tensorize(args) -> None:
-    import keras_tt
-
-    if os.path.abspath(args.input) == os.path.abspath(args.output):
-        raise ValueError(
-            "The output path must differ from the input path, so the original "
-            f"model is kept. Received: {args.output!r}"
+    def error(self, message):
+        self.exit(
+            EXIT_USAGE,
+            f"{self.prog}: error: {message} (see '{self.prog} --help')\n",
         )
-    model = _load_keras_model(args.input)
-    tt_model = keras_tt.tensorize(
-        model,
-        tt_rank=args.tt_rank,
-        rel_error=args.rel_error,
-        target_ratio=args.target_ratio,
-        layers=args.layers,
-        min_params=args.min_params,
-        verbose=0 if args.quiet else 1,
-    )
-    tt_model.save(args.output)
-    if args.quiet:
-        print(tt_model.tensorize_report)
-    print(f"Wrote {args.output}")
-
-
-def _export(args) -> None:
-    from keras_tt.export import export_keras_file
-
-    export_keras_file(
-        args.input,
-        args.output,
-        quantization=args.quantization,
-        representative_path=args.representative,
-        batch_size=args.batch_size,
-        io_dtype=args.io_dtype,
-        verbose=True,
-    )
-
-
-def _inspect(args) -> None:
-    path = args.path
-    if path.endswith(".tflite"):
-        from keras_tt.export import inspect_tflite
-
-        if not os.path.isfile(path):
-            raise ValueError(f"No .tflite file at {path!r}.")
-        print(inspect_tflite(path))
-        return
-    import keras_tt
-
-    report = keras_tt.model_report(_load_keras_model(path))
-    if not report.layers:
-        print(f"{path}: no TTDense layers.")
-    print(report)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="keras-tt",
+    """The argument parser of ``keras-tt`` (imports nothing heavy)."""
+    parser = _Parser(
+        prog=PROG,
         description="Compress Keras models with Tensor-Train layers, export "
         "them to TFLite/LiteRT, and inspect the results.",
     )
@@ -114,9 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     tensorize = commands.add_parser(
         "tensorize",
         help="replace large Dense layers of a .keras model by TTDense layers",
-        description="Replace the large Dense layers of a saved model by TTDense "
-        "layers initialised by TT-SVD, print the report and save the result. "
-        "Give --tt-rank, --rel-error or --target-ratio (or a combination).",
+        description="Replace the large Dense layers of a saved model by "
+        "TTDense layers initialised by TT-SVD, print the report and save the "
+        "result. Give --tt-rank, --rel-error or --target-ratio (or a "
+        "combination).",
     )
     tensorize.add_argument("input", help="the trained model (.keras)")
     tensorize.add_argument(
@@ -144,20 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers",
         type=_layer_names,
         default=None,
-        help="comma-separated names of the Dense layers to "
-        "replace (default: every large one)",
+        help="comma-separated names of the Dense layers to replace "
+        "(default: every large one)",
     )
     tensorize.add_argument(
         "--min-params",
         type=_positive_int,
-        default=16384,
-        help="without --layers, replace Dense layers with at "
-        "least this many kernel parameters (default 16384)",
+        default=None,
+        help="without --layers, replace Dense layers with at least this many "
+        "kernel parameters (default: keras_tt.tensorize's, 128 x 128)",
     )
     tensorize.add_argument(
         "--quiet", action="store_true", help="no progress bar"
     )
-    tensorize.set_defaults(run=_tensorize)
+    tensorize.set_defaults(run=_tensorize, check=_check_tensorize)
 
     export = commands.add_parser(
         "export",
@@ -191,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["float32", "int8"],
         help="int8 exports: type of the inputs and outputs",
     )
-    export.set_defaults(run=_export)
+    export.set_defaults(run=_export, check=_check_export)
 
     inspect = commands.add_parser(
         "inspect",
@@ -201,21 +191,355 @@ def build_parser() -> argparse.ArgumentParser:
         "versions and the minimum runtime version.",
     )
     inspect.add_argument("path", help="a .keras or .tflite file")
-    inspect.set_defaults(run=_inspect)
+    inspect.set_defaults(run=_inspect, check=_check_inspect)
     return parser
 
 
-def main(argv=None) -> int:
-    """Run the command line; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# ------------------------------------------- file checks (before TensorFlow)
+
+
+def _read_head(path: str, size: int, what: str) -> bytes:
+    if not os.path.exists(path):
+        raise CommandError(f"No {what} at {path!r}: the file does not exist.")
+    if os.path.isdir(path):
+        raise CommandError(f"Expected {what} at {path!r}, found a directory.")
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError as error:
+        raise CommandError(
+            f"Cannot read {what} at {path!r}: {error.strerror}."
+        ) from None
+
+
+def _check_keras_file(path: str) -> None:
+    """A readable saved model: a ``.keras`` zip archive or a legacy ``.h5``."""
+    if path.lower().endswith(_HDF5_SUFFIXES):
+        head = _read_head(path, len(_HDF5_MAGIC), "model file")
+        if head != _HDF5_MAGIC:
+            raise CommandError(
+                f"{path!r} is not a valid HDF5 model file (no HDF5 signature)."
+            )
+        return
+    if not path.lower().endswith(_KERAS_SUFFIXES):
+        raise CommandError(
+            f"Expected a model saved as .keras (or legacy .h5). Received: "
+            f"{path!r}"
+        )
+    _read_head(path, 4, "model file")
+    valid = False
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                valid = "config.json" in archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            valid = False
+    if not valid:
+        raise CommandError(
+            f"{path!r} is not a valid .keras file (expected a zip archive "
+            "with a config.json, as written by model.save)."
+        )
+
+
+def _check_npy_file(path: str, option: str) -> None:
+    head = _read_head(path, len(_NPY_MAGIC), f"{option} file")
+    if head != _NPY_MAGIC:
+        raise CommandError(
+            f"{option} expects a .npy file written by numpy.save; {path!r} is "
+            "not one (no NumPy signature)."
+        )
+
+
+def _same_file(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` name one file (links and aliases resolved)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # One of them does not exist yet.
+        return False
+
+
+def _check_output(output: str, inputs: dict, suffixes: tuple) -> None:
+    """``output`` is writable, has a known suffix and is none of ``inputs``."""
+    for label, path in inputs.items():
+        if path is not None and _same_file(output, path):
+            raise CommandError(
+                f"The output path must differ from the {label} path, so the "
+                f"{label} file is kept; {output!r} is the same file as "
+                f"{path!r}."
+            )
+    if not output.lower().endswith(suffixes):
+        raise CommandError(
+            f"Expected an output path ending in {' or '.join(suffixes)}. "
+            f"Received: {output!r}"
+        )
+    if os.path.isdir(output):
+        raise CommandError(
+            f"The output path {output!r} is a directory; give a file name."
+        )
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise CommandError(
+            f"The output folder {folder!r} does not exist. Received: {output!r}"
+        )
+
+
+def _check_tensorize(args) -> None:
+    budgets = (args.tt_rank, args.rel_error, args.target_ratio)
+    if all(value is None for value in budgets):
+        raise CommandError(
+            "Give the TT-ranks: --tt-rank, --rel-error or --target-ratio "
+            "(or a combination)."
+        )
+    _check_output(args.output, {"input": args.input}, (".keras",))
+    _check_keras_file(args.input)
+
+
+def _check_export(args) -> None:
+    if args.quantization == "int8" and args.representative is None:
+        raise CommandError(
+            "--quantization int8 needs --representative, a .npy file of "
+            "sample inputs to calibrate the integer ranges."
+        )
+    _check_output(
+        args.output,
+        {"input": args.input, "--representative": args.representative},
+        (".tflite",),
+    )
+    _check_keras_file(args.input)
+    if args.representative is not None:
+        _check_npy_file(args.representative, "--representative")
+
+
+def _check_inspect(args) -> None:
+    if args.path.lower().endswith(".tflite"):
+        head = _read_head(args.path, 8, ".tflite file")
+        if len(head) < 8 or head[4:8] != _TFLITE_MAGIC:
+            raise CommandError(
+                f"{args.path!r} is not a valid .tflite file (no TFL3 "
+                "FlatBuffer identifier)."
+            )
+    else:
+        _check_keras_file(args.path)
+
+
+# --------------------------------------------------------- loading quietly
+
+
+def _silence_tensorflow() -> bool:
+    """Ask TensorFlow for errors only, unless the user chose a log level.
+
+    Returns whether the remaining start-up and converter notices should be
+    filtered out of stderr as well.
+    """
+    global _we_set_log_level
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        _we_set_log_level = True
+    return _we_set_log_level
+
+
+@contextlib.contextmanager
+def _filtered_stderr(enabled: bool):
+    """Drop TensorFlow's and LiteRT's notices from stderr, keep the rest.
+
+    Some notices are written by C++ code before TensorFlow reads
+    ``TF_CPP_MIN_LOG_LEVEL``, or ignore it, so stderr is captured at the
+    file-descriptor level; the lines that are not such notices (warnings,
+    errors) are written back when the block ends.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [
+                line
+                for line in captured.read().splitlines(keepends=True)
+                if not _TF_NOISE.match(line)
+            ]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+def _import_tensorflow() -> None:
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+
+# ------------------------------------------------------------- the commands
+
+
+def _load_keras_model(path):
+    import keras
+
+    import keras_tt.layers  # noqa: F401  (registers the keras_tt layers)
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, TypeError, OSError, KeyError) as error:
+        raise CommandError(
+            f"Cannot load the model {path!r}: {_one_line(error)}"
+        ) from None
+
+
+def _tensorize(args) -> None:
+    from keras_tt.tensorize import tensorize
+
+    model = _load_keras_model(args.input)
+    options = {}
+    if args.min_params is not None:
+        options["min_params"] = args.min_params
+    tt_model = tensorize(
+        model,
+        tt_rank=args.tt_rank,
+        rel_error=args.rel_error,
+        target_ratio=args.target_ratio,
+        layers=args.layers,
+        verbose=0 if args.quiet else 1,
+        **options,
+    )
+    tt_model.save(args.output)
+    if args.quiet:
+        print(tt_model.tensorize_report)
+    print(f"Wrote {args.output}")
+
+
+def _export(args) -> None:
+    import numpy as np
+
+    from keras_tt.export import export_tflite
+
+    model = _load_keras_model(args.input)
+    representative = None
+    if args.representative is not None:
+        try:
+            representative = np.load(args.representative, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise CommandError(
+                f"Cannot read --representative {args.representative!r}: "
+                f"{_one_line(error)}"
+            ) from None
+    export_tflite(
+        model,
+        args.output,
+        quantization=args.quantization,
+        representative_data=representative,
+        batch_size=args.batch_size,
+        io_dtype=args.io_dtype,
+        verbose=True,
+    )
+
+
+def _inspect(args) -> None:
+    path = args.path
+    if path.lower().endswith(".tflite"):
+        from keras_tt.export import inspect_tflite
+
+        print(inspect_tflite(path))
+        return
+    from keras_tt.report import model_report
+
+    report = model_report(_load_keras_model(path))
+    if not report.layers:
+        print(f"{path}: no TTDense layers.")
+    print(report)
+
+
+# ------------------------------------------------------------------ running
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _expected_errors() -> tuple:
+    """Library errors that mean bad input rather than a bug."""
+    errors = [CommandError, ValueError, TypeError, OSError]
+    export = sys.modules.get("keras_tt.export")
+    if export is not None and hasattr(export, "VerificationError"):
+        errors.append(export.VerificationError)
+    return tuple(errors)
+
+
+def _parse_and_check(argv):
+    """Parse ``argv`` (exits on argparse errors) and check the files.
+
+    Returns the arguments and the one-line error, or ``None``.
+    """
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"keras-tt {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    return 0
+        args.check(args)
+    except CommandError as error:
+        return args, _error_line(args.command, error)
+    return args, None
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _error_line(command: str, error: BaseException) -> str:
+    return f"{PROG} {command}: error: {_one_line(error)}"
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status.
+
+    Argument errors found by argparse raise ``SystemExit(2)``; files that are
+    missing or of the wrong type, and an output that is one of the inputs,
+    return 2 before TensorFlow is imported; later expected failures (library
+    errors) return 2 as well. Each prints one line on stderr.
+    """
+    args, error = _parse_and_check(argv)
+    if error is None:
+        with _filtered_stderr(_silence_tensorflow()):
+            _import_tensorflow()
+            try:
+                args.run(args)
+            except _expected_errors() as failure:
+                error = _error_line(args.command, failure)
+            else:
+                return 0
+    print(error, file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _launched_as_command() -> bool:
+    """True in a process started as ``keras-tt`` or ``python -m keras_tt``."""
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if argv0 in (PROG, PROG + ".exe", PROG + "-script.py"):
+        return True
+    orig = list(getattr(sys, "orig_argv", ()))
+    return any(
+        flag == "-m" and module == "keras_tt"
+        for flag, module in zip(orig, orig[1:])
+    )
+
+
+def _answer_early() -> None:
+    """In the ``keras-tt`` process: check the arguments, then load quietly.
+
+    ``keras_tt/__init__.py`` imports this module before anything that loads
+    TensorFlow, so ``--help`` and argument errors exit here, in a fraction of
+    a second; for a valid command, TensorFlow is imported without its
+    start-up log lines. Any other import of keras_tt is not affected.
+    """
+    if not _launched_as_command() or "tensorflow" in sys.modules:
+        return
+    _, error = _parse_and_check(sys.argv[1:])
+    if error is not None:
+        print(error, file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    with _filtered_stderr(_silence_tensorflow()):
+        _import_tensorflow()
+
+
+_answer_early()

@@ -1,11 +1,21 @@
-"""The keras-tt command line, run in-process."""
+"""The keras-tt command line, in-process and as a separate process."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
 import pytest
 
 import keras_tt
+from keras_tt import cli
 from keras_tt.cli import main
+from keras_tt.tensorize import DEFAULT_MIN_PARAMS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -154,3 +164,331 @@ def test_missing_input_file(tmp_path, capsys):
     status = main(["inspect", str(tmp_path / "nothing.keras")])
     assert status == 2
     assert "No model file at" in capsys.readouterr().err
+
+
+# ----------------------------------------------- the command as a process
+
+
+def _run_as_command(argv, env=None):
+    """Start ``keras-tt ARGV`` as the console script does; report the outcome.
+
+    The child imports ``keras_tt.cli`` with ``sys.argv[0] == "keras-tt"``
+    (what the installed script does) and reports its exit status and which
+    heavy modules were imported by then.
+    """
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.argv = ["keras-tt", *{list(argv)!r}]
+        status = 0
+        try:
+            from keras_tt.cli import main
+            status = main()
+        except SystemExit as exit:
+            status = exit.code
+        loaded = sorted(
+            name for name in ("tensorflow", "keras", "numpy")
+            if name in sys.modules
+        )
+        print("RESULT=" + json.dumps({{"status": status, "loaded": loaded}}))
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+    lines = [
+        line
+        for line in completed.stdout.splitlines()
+        if line.startswith("RESULT=")
+    ]
+    assert lines, completed.stdout + completed.stderr
+    result = json.loads(lines[-1][len("RESULT=") :])
+    return result, completed.stdout, completed.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, status, stream, expected",
+    [
+        (["--help"], 0, "out", "usage: keras-tt"),
+        (["tensorize", "--help"], 0, "out", "usage: keras-tt tensorize"),
+        (["export", "--help"], 0, "out", "--representative"),
+        (["inspect", "--help"], 0, "out", "a .keras or .tflite file"),
+        ([], 2, "err", "the following arguments are required"),
+        (["compress"], 2, "err", "invalid choice: 'compress'"),
+        (
+            ["tensorize", "a.keras", "b.keras", "--tt-rank", "0"],
+            2,
+            "err",
+            "expected a positive integer, received '0'",
+        ),
+        (
+            ["inspect", "missing.keras"],
+            2,
+            "err",
+            "No model file at 'missing.keras'",
+        ),
+    ],
+)
+def test_help_and_argument_errors_do_not_import_tensorflow(
+    argv, status, stream, expected
+):
+    result, out, err = _run_as_command(argv)
+    assert result["status"] == status
+    assert expected in (out if stream == "out" else err)
+    assert "tensorflow" not in result["loaded"]
+    assert "keras" not in result["loaded"]
+    if status == 2:
+        assert "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_python_dash_m_keras_tt_runs_the_command():
+    completed = subprocess.run(
+        [sys.executable, "-m", "keras_tt", "inspect", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("usage: keras-tt inspect")
+
+
+def test_a_normal_run_prints_no_tensorflow_start_up_lines(tmp_path):
+    model = keras.Sequential(
+        [keras.Input((16,)), keras_tt.TTDense(16, tt_rank=2, name="tt_fc")]
+    )
+    path = tmp_path / "m.keras"
+    model.save(path)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result, out, err = _run_as_command(["inspect", str(path)], env=env)
+    assert result["status"] == 0, err
+    assert "tensorflow" in result["loaded"]  # the command did load it
+    assert "tt_fc" in out
+    for marker in ("I0000", "oneDNN", "cuda", "absl::InitializeLog"):
+        assert marker not in err, err
+
+
+def test_a_log_level_chosen_by_the_user_is_kept(monkeypatch):
+    monkeypatch.setattr(cli, "_we_set_log_level", False)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    assert cli._silence_tensorflow() is False
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    assert cli._silence_tensorflow() is True
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+
+
+@pytest.mark.parametrize(
+    "line, dropped",
+    [
+        (
+            b"WARNING: All log messages before absl::InitializeLog() is "
+            b"called are written to STDERR\n",
+            True,
+        ),
+        (
+            b"I0000 00:00:1795763586.569077    5323 port.cc:153] oneDNN "
+            b"custom operations are on.\n",
+            True,
+        ),
+        (
+            b"I0000 00:00:1795763586.569390    5323 cudart_stub.cc:31] Could "
+            b"not find cuda drivers on your machine, GPU will not be used.\n",
+            True,
+        ),
+        (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", True),
+        (b"fully_quantize: 0, inference_type: 6\n", True),
+        (b"E0000 00:00:1795763586.5 5323 op.cc:1] a real error\n", False),
+        (b"UserWarning: something the user should see\n", False),
+        (b"Traceback (most recent call last):\n", False),
+    ],
+)
+def test_only_start_up_notices_are_filtered(line, dropped):
+    assert bool(cli._TF_NOISE.match(line)) is dropped
+
+
+# ------------------------------------------------ files are checked first
+
+
+@pytest.fixture
+def text_file_named_keras(tmp_path):
+    (tmp_path / "folder.keras").mkdir()
+    path = tmp_path / "notes.keras"
+    path.write_text("not a model\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_argv, message",
+    [
+        (
+            lambda d, t: ["inspect", str(t)],
+            "is not a valid .keras file",
+        ),
+        (
+            lambda d, t: ["export", str(t), str(d.parent / "o.tflite")],
+            "is not a valid .keras file",
+        ),
+        (
+            lambda d, t: ["inspect", str(d.parent / "m.h5")],
+            "No model file at",
+        ),
+        (
+            lambda d, t: ["inspect", str(d.parent / "folder.keras")],
+            "found a directory",
+        ),
+        (
+            lambda d, t: ["inspect", str(d.with_suffix(".txt"))],
+            "Expected a model saved as .keras",
+        ),
+        (
+            lambda d, t: ["inspect", str(t.with_suffix(".tflite"))],
+            "No .tflite file at",
+        ),
+        (
+            lambda d, t: [
+                "tensorize",
+                str(d),
+                str(d.parent / "o.h5"),
+                "--tt-rank",
+                "2",
+            ],
+            "Expected an output path ending in .keras",
+        ),
+        (
+            lambda d, t: [
+                "tensorize",
+                str(d),
+                str(d.parent / "no" / "o.keras"),
+                "--tt-rank",
+                "2",
+            ],
+            "does not exist",
+        ),
+        (
+            lambda d, t: ["tensorize", str(d), str(d.parent / "o.keras")],
+            "--tt-rank, --rel-error or --target-ratio",
+        ),
+        (
+            lambda d, t: [
+                "export",
+                str(d),
+                str(d.parent / "o.tflite"),
+                "--quantization",
+                "int8",
+            ],
+            "--quantization int8 needs --representative",
+        ),
+        (
+            lambda d, t: [
+                "export",
+                str(d),
+                str(d.parent / "o.tflite"),
+                "--representative",
+                str(t),
+            ],
+            "--representative expects a .npy file",
+        ),
+        (
+            lambda d, t: [
+                "export",
+                str(d),
+                str(d.parent / "o.tflite"),
+                "--representative",
+                str(d.parent / "x.npy"),
+            ],
+            "No --representative file at",
+        ),
+    ],
+)
+def test_bad_files_give_one_line_and_status_2(
+    dense_model_path, text_file_named_keras, capsys, make_argv, message
+):
+    argv = make_argv(dense_model_path, text_file_named_keras)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(f"keras-tt {argv[0]}: error:")
+    assert not (dense_model_path.parent / "o.tflite").exists()
+    assert not (dense_model_path.parent / "o.keras").exists()
+
+
+def test_a_text_file_named_tflite_is_not_a_tflite_file(tmp_path, capsys):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"hello world, not a flatbuffer")
+    assert main(["inspect", str(path)]) == 2
+    assert "is not a valid .tflite file" in capsys.readouterr().err
+
+
+# ------------------------------------------- no command overwrites an input
+
+
+def _alias(kind, target, link):
+    if kind == "symlink":
+        os.symlink(target, link)
+    elif kind == "hardlink":
+        os.link(target, link)
+    else:
+        link = target.parent / ".." / target.parent.name / target.name
+    return link
+
+
+@pytest.mark.parametrize("kind", ["same", "symlink", "hardlink", "dotdot"])
+@pytest.mark.parametrize("command", ["tensorize", "export"])
+def test_no_command_writes_over_its_input(
+    dense_model_path, tmp_path, capsys, kind, command
+):
+    before = dense_model_path.read_bytes()
+    if kind == "same":
+        output = dense_model_path
+    else:
+        output = _alias(kind, dense_model_path, tmp_path / "alias.keras")
+    argv = [command, str(dense_model_path), str(output)]
+    if command == "tensorize":
+        argv += ["--tt-rank", "4"]
+    assert main(argv) == 2
+    assert "must differ from the input path" in capsys.readouterr().err
+    assert dense_model_path.read_bytes() == before
+
+
+def test_export_does_not_write_over_the_representative_file(
+    dense_model_path, tmp_path, capsys
+):
+    samples = tmp_path / "x.npy"
+    np.save(samples, np.zeros((4, 64), "float32"))
+    before = samples.read_bytes()
+    link = tmp_path / "x.tflite"
+    os.symlink(samples, link)
+    argv = ["export", str(dense_model_path), str(link)]
+    assert main([*argv, "--representative", str(samples)]) == 2
+    assert "must differ from the --representative path" in (
+        capsys.readouterr().err
+    )
+    assert samples.read_bytes() == before
+
+
+def test_min_params_defaults_to_the_library_constant(tmp_path, capsys):
+    side = int(DEFAULT_MIN_PARAMS**0.5)
+    assert side * side == DEFAULT_MIN_PARAMS
+    model = keras.Sequential(
+        [
+            keras.Input((side,)),
+            keras.layers.Dense(side, name="at_threshold"),
+            keras.layers.Dense(side - 1, name="below_threshold"),
+        ]
+    )
+    path, out = tmp_path / "m.keras", tmp_path / "tt.keras"
+    model.save(path)
+    argv = ["tensorize", str(path), str(out), "--tt-rank", "2", "--quiet"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "at_threshold" in printed and "below_threshold" not in printed
+    layers = keras.saving.load_model(out).layers
+    assert [type(layer).__name__ for layer in layers] == ["TTDense", "Dense"]
