@@ -1,0 +1,648 @@
+"""Word-level language identification with a TT embedding table.
+
+On-device language identifiers (for example CLD3 and fastText's compressed
+models) read a word as a bag of hashed character n-grams: every n-gram of 1
+to 4 characters of ``<word>`` (``<`` and ``>`` mark its boundaries) is
+hashed into one of a fixed number of buckets, each bucket has a row in an
+embedding table, and a small classifier reads the mean of the rows. The
+table holds almost all of the parameters: here ``2^18 x 64``, 16.8 M of the
+model's 16.8 M. This script stores it as a TT-matrix
+(`keras_tt.TTEmbedding`) and measures what that costs in accuracy:
+
+* (a) a dense `keras.layers.Embedding` (the baseline);
+* (b) `keras_tt.TTEmbedding` at several TT-ranks, trained from scratch;
+* (c) the trained dense model compressed by `keras_tt.tensorize` (TT-SVD of
+  its table) and fine-tuned.
+
+Data: the word-level language identification set in
+``../shared/data/langid`` (160,000 training and 40,000 test words, 10
+languages, from Debian's spelling word lists). 16,000 of the training words
+are held out for validation: every choice (the epoch whose weights are kept)
+is made on them; the test words are used once, for the reported accuracy.
+
+The hash is CRC-32 (`zlib.crc32` of the UTF-8 bytes), which is stable across
+processes and platforms, unlike Python's salted ``hash()``; bucket 0 is
+reserved for padding (``mask_zero=True``), so an n-gram goes to bucket
+``1 + crc32 % (buckets - 1)``. A word is at most ``MAX_NGRAMS`` ids
+(n-grams of the longest words beyond that are dropped, 4-grams first).
+
+Every model is exported with `keras_tt.export_tflite` to float32 and to int8
+LiteRT files (integer id inputs) and run on the whole test set in the LiteRT
+interpreter, to report its accuracy there and how often it picks the same
+language as Keras.
+
+Outputs (in ``--out``, default ``examples/results``; ``--quick`` writes
+``langid_quick.*`` so it never overwrites the full results):
+
+* ``langid.md``: settings and the Markdown table;
+* ``langid.csv``: the same table, one row per model;
+* ``langid.png``: test accuracy against table parameters and int8 file size.
+
+Usage::
+
+    python examples/langid.py            # full run, ~20 min on 2 CPU cores
+    python examples/langid.py --quick --out /tmp/langid_quick   # < 2 min
+    python examples/langid.py --data ../shared/data/langid --out results
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import gzip
+import os
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_tt  # noqa: E402
+
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "langid"
+)
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+NGRAM_SIZES = (1, 2, 3, 4)
+MAX_NGRAMS = 96  # every n-gram of words up to 24 characters
+EMBED_DIM = 64
+HIDDEN_UNITS = 64
+BATCH_SIZE = 256
+LEARNING_RATE = 3e-3
+NUM_VAL = 16_000
+SEED = 0
+
+FULL = dict(
+    num_buckets=2**18,
+    num_train=None,
+    num_test=None,
+    epochs=4,
+    tt_ranks=(4, 8, 16),
+    tensorize_rank=16,
+    finetune_epochs=2,
+)
+QUICK = dict(
+    num_buckets=2**14,
+    num_train=16_000,
+    num_test=4_000,
+    epochs=1,
+    tt_ranks=(8,),
+    tensorize_rank=8,
+    finetune_epochs=1,
+)
+QUICK_NUM_VAL = 2_000
+NUM_CALIBRATION = 500
+NUM_EXPORT_CHECK = 1_000
+
+
+# ----------------------------------------------------------------------- data
+
+
+@dataclasses.dataclass
+class LangIdData:
+    """Words and integer labels; ``languages[label]`` is the code."""
+
+    train_words: list
+    train_labels: np.ndarray
+    test_words: list
+    test_labels: np.ndarray
+    languages: tuple
+
+
+def _read_tsv(path: Path):
+    words, langs = [], []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            word, lang = line.rstrip("\n").split("\t")
+            words.append(word)
+            langs.append(lang)
+    return words, langs
+
+
+def load_data(path=None) -> LangIdData:
+    """The langid set from ``path`` (default ``../shared/data/langid``)."""
+    folder = Path(path) if path is not None else DEFAULT_DATA
+    files = [folder / "train.tsv.gz", folder / "test.tsv.gz"]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"The langid data is missing: {', '.join(missing)}. Pass the "
+            "folder holding train.tsv.gz and test.tsv.gz with --data."
+        )
+    train_words, train_langs = _read_tsv(files[0])
+    test_words, test_langs = _read_tsv(files[1])
+    languages = tuple(sorted(set(train_langs)))
+    index = {lang: i for i, lang in enumerate(languages)}
+    return LangIdData(
+        train_words,
+        np.array([index[x] for x in train_langs], np.int32),
+        test_words,
+        np.array([index[x] for x in test_langs], np.int32),
+        languages,
+    )
+
+
+def char_ngrams(word: str, sizes=NGRAM_SIZES) -> list:
+    """The n-grams of ``<word>``, shortest first, without the lone markers.
+
+    >>> char_ngrams("ab", sizes=(1, 2, 3))
+    ['a', 'b', '<a', 'ab', 'b>', '<ab', 'ab>']
+    """
+    marked = f"<{word}>"
+    grams = []
+    for n in sizes:
+        for start in range(len(marked) - n + 1):
+            gram = marked[start : start + n]
+            if gram not in ("<", ">"):
+                grams.append(gram)
+    return grams
+
+
+def bucket(gram: str, num_buckets: int) -> int:
+    """The id of an n-gram: ``1 + crc32(utf-8) % (num_buckets - 1)``.
+
+    >>> bucket("ab", 2**18) == 1 + zlib.crc32(b"ab") % (2**18 - 1)
+    True
+    """
+    return 1 + zlib.crc32(gram.encode("utf-8")) % (num_buckets - 1)
+
+
+def encode_words(
+    words, num_buckets: int, max_ngrams: int = MAX_NGRAMS
+) -> np.ndarray:
+    """Bucket ids ``(len(words), max_ngrams)``, int32, padded with 0."""
+    ids = np.zeros((len(words), max_ngrams), np.int32)
+    cache = {}
+    for row, word in enumerate(words):
+        grams = char_ngrams(word)[:max_ngrams]
+        for col, gram in enumerate(grams):
+            value = cache.get(gram)
+            if value is None:
+                value = cache[gram] = bucket(gram, num_buckets)
+            ids[row, col] = value
+    return ids
+
+
+@dataclasses.dataclass
+class Splits:
+    """Encoded ids and labels for training, validation and test."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    languages: tuple
+    truncated: int  # words with more than MAX_NGRAMS n-grams
+
+
+def prepare(
+    data: LangIdData,
+    num_buckets: int,
+    num_train=None,
+    num_test=None,
+    num_val: int = NUM_VAL,
+) -> Splits:
+    """Encode the words; hold out the last ``num_val`` training words.
+
+    The files are already shuffled, so prefixes are random subsets.
+    """
+    train_words = data.train_words[:num_train]
+    test_words = data.test_words[:num_test]
+    x = encode_words(train_words, num_buckets)
+    y = data.train_labels[: len(train_words)]
+    x_test = encode_words(test_words, num_buckets)
+    truncated = sum(
+        len(char_ngrams(w)) > MAX_NGRAMS for w in train_words + test_words
+    )
+    cut = len(x) - num_val
+    return Splits(
+        x[:cut],
+        y[:cut],
+        x[cut:],
+        y[cut:],
+        x_test,
+        data.test_labels[: len(test_words)],
+        data.languages,
+        truncated,
+    )
+
+
+# --------------------------------------------------------------------- models
+
+
+def build_model(table: keras.layers.Layer, num_classes: int) -> keras.Model:
+    """ids -> table -> masked mean -> Dense(64, ReLU) -> logits."""
+    ids = keras.Input((MAX_NGRAMS,), dtype="int32", name="ids")
+    x = table(ids)
+    x = keras.layers.GlobalAveragePooling1D(name="mean")(x)
+    x = keras.layers.Dense(HIDDEN_UNITS, activation="relu", name="hidden")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(ids, logits, name="langid")
+
+
+def dense_table(num_buckets: int) -> keras.layers.Layer:
+    return keras.layers.Embedding(
+        num_buckets, EMBED_DIM, mask_zero=True, name="table"
+    )
+
+
+def tt_table(num_buckets: int, rank: int) -> keras.layers.Layer:
+    return keras_tt.TTEmbedding(
+        num_buckets, EMBED_DIM, tt_rank=rank, mask_zero=True, name="table"
+    )
+
+
+def compile_model(model: keras.Model, learning_rate=LEARNING_RATE):
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def accuracy(model: keras.Model, x, y) -> float:
+    logits = model.predict(x, batch_size=1024, verbose=0)
+    return float(np.mean(np.argmax(logits, -1) == y))
+
+
+def train(model: keras.Model, splits: Splits, epochs: int, log):
+    """Train ``epochs`` epochs; keep the weights of the best validation epoch.
+
+    Returns (best validation accuracy, its epoch, seconds per epoch).
+    """
+    best, best_epoch, best_weights = -1.0, 0, None
+    seconds = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        model.fit(
+            splits.x_train,
+            splits.y_train,
+            batch_size=BATCH_SIZE,
+            epochs=1,
+            shuffle=True,
+            verbose=0,
+        )
+        seconds.append(time.perf_counter() - start)
+        val = accuracy(model, splits.x_val, splits.y_val)
+        log(f"    epoch {epoch}: validation {100 * val:.2f}%")
+        if val > best:
+            best, best_epoch = val, epoch
+            best_weights = [w.numpy() for w in model.weights]
+    for variable, value in zip(model.weights, best_weights):
+        variable.assign(value)
+    return best, best_epoch, float(np.mean(seconds))
+
+
+def table_params(model: keras.Model) -> int:
+    return int(model.get_layer("table").count_params())
+
+
+# --------------------------------------------------------------------- export
+
+
+def export_and_check(model: keras.Model, splits: Splits, folder, stem, log):
+    """Export float32 and int8; run both on the test set in LiteRT.
+
+    Returns a dict of file sizes, LiteRT test accuracies and agreement
+    (fraction of test words where LiteRT and Keras pick the same language).
+    """
+    from keras_tt.export import evaluate_tflite
+
+    keras_pred = np.argmax(
+        model.predict(splits.x_test, batch_size=1024, verbose=0), -1
+    )
+    calibration = splits.x_train[:NUM_CALIBRATION]
+    check = (
+        splits.x_val[:NUM_EXPORT_CHECK],
+        splits.y_val[:NUM_EXPORT_CHECK],
+    )
+    result = {}
+    for mode, quantization in (("float32", None), ("int8", "int8")):
+        path = os.path.join(folder, f"{stem}_{mode}.tflite")
+        keras_tt.export_tflite(
+            model,
+            path,
+            quantization=quantization,
+            representative_data=calibration,
+            validation_data=check,
+            verbose=False,
+        )
+        run = evaluate_tflite(
+            path, splits.x_test, splits.y_test, batch_size=512, latency_runs=20
+        )
+        lite_pred = np.argmax(run["outputs"], -1)
+        result[f"{mode}_bytes"] = int(run["file_size"])
+        result[f"{mode}_litert_accuracy"] = float(run["accuracy"])
+        result[f"{mode}_agreement"] = float(np.mean(lite_pred == keras_pred))
+        result[f"{mode}_latency_ms"] = float(run["latency_ms"])
+        log(
+            f"    {mode}: {run['file_size'] / 2**20:.2f} MiB, LiteRT test "
+            f"{100 * run['accuracy']:.2f}%, same prediction as Keras on "
+            f"{100 * result[f'{mode}_agreement']:.2f}%"
+        )
+    return result
+
+
+# ---------------------------------------------------------------------- study
+
+
+COLUMNS = (
+    "label",
+    "kind",
+    "rank",
+    "table_params",
+    "compression",
+    "model_params",
+    "epochs",
+    "val_accuracy",
+    "test_accuracy",
+    "float32_bytes",
+    "int8_bytes",
+    "float32_litert_accuracy",
+    "int8_litert_accuracy",
+    "float32_agreement",
+    "int8_agreement",
+    "epoch_seconds",
+)
+
+
+def run_study(
+    data_path=None,
+    out_dir=DEFAULT_OUT,
+    quick: bool = False,
+    log=print,
+) -> list:
+    """Train, compress, export and evaluate every model; write the outputs."""
+    settings = QUICK if quick else FULL
+    num_buckets = settings["num_buckets"]
+    stem = "langid_quick" if quick else "langid"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    data = load_data(data_path)
+    splits = prepare(
+        data,
+        num_buckets,
+        settings["num_train"],
+        settings["num_test"],
+        QUICK_NUM_VAL if quick else NUM_VAL,
+    )
+    num_classes = len(splits.languages)
+    log(
+        f"{len(splits.x_train):,} training, {len(splits.x_val):,} validation "
+        f"and {len(splits.x_test):,} test words; {num_buckets:,} buckets; "
+        f"encoded in {time.perf_counter() - start:.1f} s"
+    )
+
+    rows = []
+    export_dir = tempfile.mkdtemp(prefix="langid_")
+
+    def finish(model, label, kind, rank, epochs, val, seconds):
+        test = accuracy(model, splits.x_test, splits.y_test)
+        log(f"  {label}: validation {100 * val:.2f}%, test {100 * test:.2f}%")
+        row = dict(
+            label=label,
+            kind=kind,
+            rank=rank,
+            table_params=table_params(model),
+            model_params=int(model.count_params()),
+            epochs=epochs,
+            val_accuracy=val,
+            test_accuracy=test,
+            epoch_seconds=seconds,
+        )
+        row["compression"] = num_buckets * EMBED_DIM / row["table_params"]
+        row.update(
+            export_and_check(model, splits, export_dir, f"{kind}{rank}", log)
+        )
+        rows.append(row)
+
+    # (a) Dense table.
+    log("Dense Embedding")
+    keras.utils.set_random_seed(SEED)
+    dense = compile_model(build_model(dense_table(num_buckets), num_classes))
+    val, epoch, seconds = train(dense, splits, settings["epochs"], log)
+    finish(dense, "Dense", "dense", "", epoch, val, seconds)
+
+    # (b) TT tables trained from scratch.
+    for rank in settings["tt_ranks"]:
+        log(f"TTEmbedding, TT-rank {rank}, from scratch")
+        keras.utils.set_random_seed(SEED)
+        model = compile_model(
+            build_model(tt_table(num_buckets, rank), num_classes)
+        )
+        val, epoch, seconds = train(model, splits, settings["epochs"], log)
+        finish(model, f"TT r={rank}", "tt", rank, epoch, val, seconds)
+
+    # (c) The trained dense model, tensorized and fine-tuned.
+    rank = settings["tensorize_rank"]
+    log(f"tensorize(dense), TT-rank {rank}, then fine-tuned")
+    keras.utils.set_random_seed(SEED)
+    compressed = keras_tt.tensorize(
+        dense, tt_rank=rank, layers=["table"], verbose=0
+    )
+    before = accuracy(compressed, splits.x_val, splits.y_val)
+    log(f"    before fine-tuning: validation {100 * before:.2f}%")
+    compile_model(compressed)
+    val, epoch, seconds = train(
+        compressed, splits, settings["finetune_epochs"], log
+    )
+    finish(
+        compressed,
+        f"tensorize r={rank} + fine-tune",
+        "tensorize",
+        rank,
+        epoch,
+        val,
+        seconds,
+    )
+    rows[-1]["val_before_finetune"] = before
+
+    elapsed = time.perf_counter() - start
+    write_outputs(rows, splits, settings, out_dir, stem, elapsed)
+    log(f"Wrote {stem}.md, {stem}.csv, {stem}.png to {out_dir}")
+    return rows
+
+
+# -------------------------------------------------------------------- outputs
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.2f}"
+
+
+def _mib(n) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
+def write_outputs(rows, splits, settings, out_dir, stem, elapsed):
+    with open(out_dir / f"{stem}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    write_markdown(rows, splits, settings, out_dir, stem, elapsed)
+    write_plot(rows, out_dir / f"{stem}.png")
+
+
+def write_markdown(rows, splits, settings, out_dir, stem, elapsed):
+    dense = rows[0]
+    lines = [
+        "# Word-level language identification: dense vs TT embedding table",
+        "",
+        f"Data: langid, {len(splits.x_train):,} training / "
+        f"{len(splits.x_val):,} validation words (held out from the "
+        f"training file) / {len(splits.x_test):,} test words, "
+        f"{len(splits.languages)} languages ({', '.join(splits.languages)}); "
+        "chance 10%.",
+        f"Model: character 1-4-grams of `<word>`, CRC-32 hashed into "
+        f"{settings['num_buckets']:,} buckets (0 = padding), at most "
+        f"{MAX_NGRAMS} per word ({splits.truncated} words truncated), "
+        f"table width {EMBED_DIM}, masked mean, Dense({HIDDEN_UNITS}, ReLU), "
+        f"Dense({len(splits.languages)}).",
+        f"Training: Adam {LEARNING_RATE:g}, batch {BATCH_SIZE}, "
+        f"{settings['epochs']} epochs from scratch, "
+        f"{settings['finetune_epochs']} of fine-tuning after `tensorize`; "
+        "the weights of the best validation epoch are kept; test accuracy "
+        "measured once. CPU, seed "
+        f"{SEED}; whole run {elapsed / 60:.1f} min.",
+        "LiteRT: `keras_tt.export_tflite` (builtin ops only, integer id "
+        "input), run on every test word in the LiteRT interpreter; "
+        "'same as Keras' is the fraction of test words where the file and "
+        "the Keras model pick the same language.",
+        "",
+        "| table | table params | compression | model params | "
+        "val acc % | test acc % | test acc vs Dense | float32 .tflite | "
+        "int8 .tflite | LiteRT int8 test acc % | int8 same as Keras % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        delta = 100 * (row["test_accuracy"] - dense["test_accuracy"])
+        lines.append(
+            f"| {row['label']} | {row['table_params']:,} | "
+            f"{row['compression']:,.0f}x | {row['model_params']:,} | "
+            f"{_pct(row['val_accuracy'])} | {_pct(row['test_accuracy'])} | "
+            f"{delta:+.2f} | {_mib(row['float32_bytes'])} | "
+            f"{_mib(row['int8_bytes'])} | "
+            f"{_pct(row['int8_litert_accuracy'])} | "
+            f"{_pct(row['int8_agreement'])} |"
+        )
+    last = rows[-1]
+    if "val_before_finetune" in last:
+        lines += [
+            "",
+            f"`tensorize` at TT-rank {last['rank']}: validation accuracy "
+            f"{_pct(last['val_before_finetune'])}% right after the TT-SVD "
+            f"of the trained table, {_pct(last['val_accuracy'])}% after "
+            "fine-tuning.",
+        ]
+    lines += [
+        "",
+        "Float32 LiteRT files match Keras within 1e-5 relative error "
+        "(checked by the export); their test accuracies: "
+        + ", ".join(
+            f"{r['label']} {_pct(r['float32_litert_accuracy'])}%" for r in rows
+        )
+        + ".",
+        "",
+        f"![test accuracy against table parameters]({stem}.png)",
+        "",
+    ]
+    (out_dir / f"{stem}.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = {
+        "dense": ("s", "black", "Dense Embedding"),
+        "tt": ("o", "tab:blue", "TTEmbedding, from scratch"),
+        "tensorize": ("D", "tab:orange", "tensorize + fine-tune"),
+    }
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, xlabel in (
+        (axes[0], "table_params", "embedding table parameters"),
+        (axes[1], "int8_bytes", "int8 .tflite file size (bytes)"),
+    ):
+        for kind, (marker, color, name) in styles.items():
+            chosen = [r for r in rows if r["kind"] == kind]
+            if not chosen:
+                continue
+            ax.plot(
+                [r[key] for r in chosen],
+                [100 * r["test_accuracy"] for r in chosen],
+                marker=marker,
+                color=color,
+                linestyle="-" if kind == "tt" else "none",
+                label=name,
+            )
+            for r in chosen:
+                if r["rank"] != "":
+                    ax.annotate(
+                        f"r={r['rank']}",
+                        (r[key], 100 * r["test_accuracy"]),
+                        textcoords="offset points",
+                        xytext=(5, -12),
+                        fontsize=8,
+                    )
+        dense_acc = 100 * rows[0]["test_accuracy"]
+        ax.axhline(dense_acc, color="grey", linestyle=":", linewidth=1)
+        ax.axhline(dense_acc - 1, color="grey", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy %")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].set_title("accuracy vs table size (dotted: Dense, dashed: -1)")
+    axes[1].set_title("accuracy vs int8 LiteRT file")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------ CLI
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="folder with train.tsv.gz and test.tsv.gz "
+        "(default: ../shared/data/langid)",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(DEFAULT_OUT),
+        help="output folder (default: examples/results)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 16,000 words, 2^14 buckets, 1 epoch; writes "
+        "langid_quick.*",
+    )
+    args = parser.parse_args(argv)
+    run_study(args.data, args.out, quick=args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
