@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
+# The slow suites: no doctests, their marker only.
+PYTEST_MARKED := $(PYTEST) -o addopts=-ra
 STAMP := $(VENV)/.keras_tt-installed
 EXTRAS_STAMP := $(VENV)/.keras_tt-extras-installed
 
@@ -39,16 +41,16 @@ format: $(STAMP)
 
 # Whole architectures (keras.applications, keras_hub backbones, ...).
 test-zoo: $(EXTRAS_STAMP)
-	$(PYTEST) -m zoo -p no:doctest tests
+	$(PYTEST_MARKED) -m zoo tests
 
 # The layer tests on the JAX and PyTorch backends, one process each.
 test-backends: $(EXTRAS_STAMP)
-	KERAS_BACKEND=jax $(PYTEST) -m multibackend -p no:doctest tests
-	KERAS_BACKEND=torch $(PYTEST) -m multibackend -p no:doctest tests
+	KERAS_BACKEND=jax $(PYTEST_MARKED) -m multibackend tests
+	KERAS_BACKEND=torch $(PYTEST_MARKED) -m multibackend tests
 
 # tf_keras layers and tensorflow-model-optimization, in their own process.
 test-tfmot: $(EXTRAS_STAMP)
-	$(PYTEST) -m tfmot -p no:doctest tests
+	$(PYTEST_MARKED) -m tfmot tests
 
 # Exported files on ARM64 LiteRT kernels under qemu user-mode emulation.
 verify-arm64: $(STAMP)
