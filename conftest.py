@@ -26,3 +26,18 @@ def mnist_dir():
             "(or place them in ../shared/data/mnist beside the checkout)."
         )
     return folder
+
+
+@pytest.fixture(scope="session")
+def langid_dir():
+    """Folder with the langid TSV files; skips the test when absent."""
+    from keras_tt.datasets import find_langid_dir
+
+    folder = find_langid_dir()
+    if folder is None:
+        pytest.skip(
+            "langid files not found: set KERAS_TT_LANGID_DIR to a folder "
+            "holding train.tsv.gz and test.tsv.gz (or place them in "
+            "../shared/data/langid beside the checkout)."
+        )
+    return folder

@@ -12,10 +12,11 @@
    interpreter on the held-out images and prints accuracy, file size and
    latency (batch 1, one thread).
 
-Data: ``--data PATH`` (a folder with the MNIST IDX files), else
-``$KERAS_TT_MNIST_DIR``, else ``../shared/data/mnist`` beside the checkout
-(the 10,000-image MNIST test set, split 8,000 train / 2,000 held-out), else
-the Keras download (needs internet).
+Data: `keras_tt.datasets.load_mnist` reads ``--data PATH`` (a folder with
+the MNIST IDX files), else ``$KERAS_TT_MNIST_DIR``, else
+``~/.keras_tt/data/mnist``, else ``shared/data/mnist`` in the working
+directory or a parent (here: the 10,000-image MNIST test set, split 8,000
+train / 2,000 held-out), else the Keras download (needs internet).
 
 Usage:
     python examples/quickstart.py [--data PATH] [--epochs 5] [--tt-rank 16]
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -33,6 +35,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_tt  # noqa: E402
+from keras_tt.datasets import DataNotFoundError  # noqa: E402
 from keras_tt.datasets import load_mnist  # noqa: E402
 
 
@@ -114,7 +117,12 @@ def main(argv=None):
     parser.add_argument("--fine-tune-epochs", type=int, default=2)
     args = parser.parse_args(argv)
 
-    data = load_mnist(args.data)
+    try:
+        data = load_mnist(args.data)
+    except DataNotFoundError as error:
+        hint = "" if "--data" in str(error) else " Or pass --data PATH."
+        print(f"quickstart.py: {error}{hint}", file=sys.stderr)
+        sys.exit(2)
     print(f"Data: {data.description}.")
 
     print(f"\n1. Train a dense and a TT network ({args.epochs} epochs each)")
@@ -138,9 +146,11 @@ def main(argv=None):
             f"   {name:<10} {kernel_params(model):>14,} "
             f"{model.count_params():>11,} {acc:>18.2%}"
         )
+    kernel_ratio = kernel_params(dense) / kernel_params(tt)
+    model_ratio = dense.count_params() / tt.count_params()
     print(
-        f"   kernel compression {kernel_params(dense) / kernel_params(tt):,.1f}x, "
-        f"whole model {dense.count_params() / tt.count_params():,.1f}x"
+        f"   kernel compression {kernel_ratio:,.1f}x, "
+        f"whole model {model_ratio:,.1f}x"
     )
 
     print("\n2. Save and reload the TT model as a .keras file")
