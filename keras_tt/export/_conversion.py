@@ -9,43 +9,19 @@ Flex (TF ops) delegate. TensorFlow is imported inside the functions only.
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 
+from keras_tt.export import _input_data
 
-def input_specs(model, batch_size):
-    """One ``tf.TensorSpec`` per model input, in ``model.inputs`` order."""
+
+def input_specs(inputs, batch_size):
+    """One ``tf.TensorSpec`` per `ModelInput`, named as in the file."""
     import tensorflow as tf
 
-    inputs = getattr(model, "inputs", None)
-    if not inputs:
-        raise ValueError(
-            "Received an invalid value for `model`, expected a Keras model "
-            "with known inputs (a Functional or Sequential model built on "
-            "`keras.Input`). Received: model of type "
-            f"{type(model).__name__} without `inputs`"
-        )
-    specs = []
-    for tensor in inputs:
-        shape = tuple(tensor.shape)
-        if any(dim is None for dim in shape[1:]):
-            raise ValueError(
-                "Received a model input with an unknown non-batch dimension; "
-                "TFLite export needs every dimension but the batch. "
-                f"Received: input {tensor.name!r} with shape {shape}"
-            )
-        specs.append(
-            tf.TensorSpec(
-                (batch_size,) + shape[1:],
-                tensor.dtype or "float32",
-                name=_clean_name(tensor.name),
-            )
-        )
-    return specs
-
-
-def _clean_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-/]", "_", name.split(":")[0]) or "input"
+    return [
+        tf.TensorSpec((batch_size,) + i.shape, i.dtype, name=i.name)
+        for i in inputs
+    ]
 
 
 class _DropMessage(logging.Filter):
@@ -61,11 +37,9 @@ def make_converter(model, specs, quantization, batches, io_dtype):
     """A builtin-ops-only ``TFLiteConverter`` for ``model``."""
     import tensorflow as tf
 
-    single = len(specs) == 1
-
     @tf.function(input_signature=specs, autograph=False)
     def serve(*inputs):
-        return model(inputs[0] if single else list(inputs), training=False)
+        return model(_input_data.pack(model, inputs), training=False)
 
     concrete = serve.get_concrete_function()
     # Without a trackable object the converter freezes the variables into

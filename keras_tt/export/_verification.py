@@ -4,39 +4,78 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_tt.export import _input_data
 from keras_tt.export.report import Comparison
 from keras_tt.export.report import VerificationError
 from keras_tt.export.runtime import TFLiteRunner
 
 # Number of samples compared with Keras when none are given.
 _NUM_RANDOM_SAMPLES = 8
+# Most samples taken from the representative data for the comparison.
+_MAX_CALIBRATION_SAMPLES = 64
 
 
-def samples(specs, validation_data, batches):
-    """Inputs (list of arrays), labels or None, and a description."""
-    labels = None
+def samples(model, inputs, validation_data, batches):
+    """Inputs (one array per model input), labels or None, a description.
+
+    From ``validation_data`` (``x`` or ``(x, labels)``), else the first
+    representative samples, else random ones: normal floats for float
+    inputs and valid ids for integer inputs that feed a lookup table
+    (``keras.layers.Embedding``); an integer input without one needs data.
+    """
     if validation_data is not None:
-        x = validation_data
+        x, labels = validation_data, None
         if isinstance(validation_data, tuple) and len(validation_data) == 2:
             x, labels = validation_data
-        arrays = x if isinstance(x, (list, tuple)) else [x]
-        arrays = [np.asarray(a, np.float32) for a in arrays]
-        return (
-            arrays,
-            (None if labels is None else np.asarray(labels)),
-            "validation_data",
-        )
+        arrays = _input_data.arrays_for_inputs(x, inputs, "validation_data")
+        if labels is not None:
+            labels = _checked_labels(labels, arrays[0].shape[0])
+        return arrays, labels, "validation_data"
     if batches:
-        merged = [np.concatenate(parts)[:64] for parts in zip(*batches[:64])]
+        merged = [np.concatenate(parts) for parts in zip(*batches)]
+        merged = [a[:_MAX_CALIBRATION_SAMPLES] for a in merged]
         return merged, None, "representative_data"
+    limits = _input_data.integer_input_limits(model, inputs)
     rng = np.random.default_rng(0)
-    arrays = [
-        rng.normal(size=(_NUM_RANDOM_SAMPLES,) + tuple(s.shape[1:])).astype(
-            np.float32
+    arrays = []
+    for model_input, limit in zip(inputs, limits):
+        shape = (_NUM_RANDOM_SAMPLES,) + model_input.shape
+        if not model_input.is_integer:
+            arrays.append(rng.normal(size=shape).astype(model_input.dtype))
+        elif limit:
+            arrays.append(
+                rng.integers(0, limit, shape).astype(model_input.dtype)
+            )
+        else:
+            raise ValueError(
+                "Received an invalid value for `validation_data`, expected "
+                "sample inputs for a model with the integer input "
+                f"{model_input.describe()}, which feeds no lookup table "
+                "(such as keras.layers.Embedding) whose size would give the "
+                "valid values, so random samples cannot be drawn. Pass "
+                "`validation_data` or `representative_data`. Received: "
+                "validation_data=None"
+            )
+    return arrays, None, "random inputs"
+
+
+def _checked_labels(labels, num_samples) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim == 0 or labels.reshape(labels.shape[0], -1).shape[1] != 1:
+        raise ValueError(
+            "Received an invalid value for `labels` (the second entry of "
+            "`validation_data`), expected one integer class per sample, "
+            f"shape ({num_samples},). Received: labels of shape "
+            f"{labels.shape}"
         )
-        for s in specs
-    ]
-    return arrays, None, "random normal inputs"
+    labels = labels.reshape(-1)
+    if labels.shape[0] != num_samples:
+        raise ValueError(
+            "Received an invalid value for `labels` (the second entry of "
+            f"`validation_data`), expected {num_samples} labels, one per "
+            f"sample. Received: {labels.shape[0]} labels"
+        )
+    return labels
 
 
 def keras_outputs(model, arrays):
@@ -48,7 +87,7 @@ def keras_outputs(model, arrays):
     step = 256
     for start in range(0, len(arrays[0]), step):
         part = [a[start : start + step] for a in arrays]
-        out = model(part[0] if len(part) == 1 else part, training=False)
+        out = model(_input_data.pack(model, part), training=False)
         chunks.append(
             [keras.ops.convert_to_numpy(o) for o in tf.nest.flatten(out)]
         )
@@ -59,16 +98,17 @@ def _as_list(outputs):
     return outputs if isinstance(outputs, list) else [outputs]
 
 
-def compare(path, arrays, reference, batch_size, runtime):
+def compare(path, inputs, arrays, reference, batch_size, runtime):
     """Compare at batch 1 and a larger batch (or the fixed batch)."""
     runner = TFLiteRunner(path, runtime=runtime)
+    names = [i.name for i in inputs]
     checks = []
     n = len(arrays[0])
     sizes = [batch_size] if batch_size else sorted({1, max(2, min(n, 16))})
     for size in sizes:
         part = [np.resize(a, (size,) + a.shape[1:]) for a in arrays]
         expected = [np.resize(r, (size,) + r.shape[1:]) for r in reference]
-        got = _as_list(runner(part))
+        got = _as_list(runner(dict(zip(names, part))))
         shapes = [g.shape for g in got], [e.shape for e in expected]
         if shapes[0] != shapes[1]:
             raise VerificationError(
@@ -86,7 +126,7 @@ def compare(path, arrays, reference, batch_size, runtime):
                 max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0
             )
         checks.append(Comparison(runtime, size, relative, max_abs))
-    full = runner.predict(arrays, batch_size=max(sizes))
+    full = runner.predict(dict(zip(names, arrays)), batch_size=max(sizes))
     return checks, _as_list(full)
 
 

@@ -28,15 +28,37 @@ def _interpreter_module():
     return import_litert("interpreter", "Running .tflite files")
 
 
-def _as_input_list(x) -> list[np.ndarray]:
+def _as_input_list(x, details=None) -> list[np.ndarray]:
+    """``x`` as a list of arrays, in the order of the model's inputs."""
+    if isinstance(x, dict):
+        if details is None:
+            raise ValueError(
+                "Received an invalid value for `x`, expected a NumPy array or "
+                "a list of arrays (one per model input). Received: x of type "
+                "dict"
+            )
+        by_name = {_plain_name(d["name"]): d for d in details}
+        names = [_plain_name(d["name"]) for d in details]
+        keys = {_plain_name(str(k)): k for k in x}
+        if sorted(keys) != sorted(names):
+            raise ValueError(
+                "Received an invalid value for `x`, expected a dict keyed by "
+                f"the model's input names {names}. Received keys: "
+                f"{sorted(map(str, x))}"
+            )
+        return [
+            np.asarray(x[keys[_plain_name(by_name[n]["name"])]]) for n in names
+        ]
     if isinstance(x, (list, tuple)):
         return [np.asarray(a) for a in x]
-    if isinstance(x, dict):
-        raise ValueError(
-            "Received an invalid value for `x`, expected a NumPy array or a "
-            "list of arrays (one per model input). Received: x of type dict"
-        )
     return [np.asarray(x)]
+
+
+def _plain_name(name: str) -> str:
+    """``"serving_default_ids:0"`` -> ``"ids"``."""
+    name = name.split(":")[0]
+    prefix = "serving_default_"
+    return name[len(prefix) :] if name.startswith(prefix) else name
 
 
 class TFLiteRunner:
@@ -111,8 +133,14 @@ class TFLiteRunner:
         self._batch = batch_size
 
     def set_inputs(self, x) -> None:
-        """Resize to the batch of ``x``; copy it in, quantised if need be."""
-        arrays = _as_input_list(x)
+        """Resize to the batch of ``x``; copy it in, quantised if need be.
+
+        ``x`` is an array, a list of arrays in input order, or a dict keyed
+        by input name. Float arrays given for an int8/uint8 input are
+        quantised with its scale and zero point; integer arrays (token ids,
+        or data already quantised) are passed as they are.
+        """
+        arrays = _as_input_list(x, self.input_details)
         if len(arrays) != len(self.input_details):
             raise ValueError(
                 f"Received {len(arrays)} input arrays for a model with "
@@ -140,7 +168,7 @@ class TFLiteRunner:
 
     def predict(self, x, batch_size: int = 256):
         """Run on ``x`` in chunks of ``batch_size``; concatenate the outputs."""
-        arrays = _as_input_list(x)
+        arrays = _as_input_list(x, self.input_details)
         n = int(arrays[0].shape[0])
         step = self.fixed_batch_size or batch_size
         chunks = []
@@ -160,11 +188,16 @@ class TFLiteRunner:
 
 
 def _to_model(array: np.ndarray, detail) -> np.ndarray:
-    dtype = detail["dtype"]
-    if np.issubdtype(dtype, np.integer) and not np.issubdtype(
-        array.dtype, np.integer
-    ):
-        scale, zero_point = detail["quantization"]
+    """``array`` in the dtype of the input ``detail`` describes.
+
+    Only a float array for a quantised integer input (int8, uint8 or int16
+    with a non-zero scale) is quantised; integer inputs such as token ids
+    are cast, never scaled.
+    """
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    quantised = dtype in (np.int8, np.uint8, np.int16) and scale > 0
+    if quantised and np.issubdtype(array.dtype, np.floating):
         info = np.iinfo(dtype)
         q = np.round(np.asarray(array, np.float32) / scale) + zero_point
         return np.clip(q, info.min, info.max).astype(dtype)
@@ -193,8 +226,10 @@ def evaluate_tflite(
 
     Args:
         model: path to a ``.tflite`` file, or its bytes.
-        x: inputs, a NumPy array (or a list of arrays, one per model input)
-            of float samples; integer-input models get them quantised.
+        x: inputs: an array, a list of arrays in input order, or a dict
+            keyed by input name. Float arrays for a quantised (int8) input
+            are quantised; integer arrays (token ids) are passed as they
+            are.
         y: optional integer labels; the accuracy is the fraction of
             ``argmax(output) == y``.
         batch_size: batch used to run all of ``x``.
@@ -230,7 +265,7 @@ def evaluate_tflite(
     runner = TFLiteRunner(model, num_threads=num_threads, runtime=runtime)
     outputs = runner.predict(x, batch_size=batch_size)
     main = outputs[0] if isinstance(outputs, list) else outputs
-    arrays = _as_input_list(x)
+    arrays = _as_input_list(x, runner.input_details)
     accuracy = None
     if y is not None:
         labels = np.asarray(y).reshape(-1)

@@ -71,21 +71,26 @@ def export_tflite(
             elements, float activations) or ``"int8"`` (full integer,
             calibrated on ``representative_data``; every op quantised, TT
             cores included).
-        representative_data: calibration inputs for ``"int8"``: a NumPy
-            array of samples (each used as a batch of one), an iterable of
-            batches (arrays, or lists of arrays for several inputs), or a
-            callable returning such an iterable. A few hundred samples
-            suffice. With the other modes it only supplies the verification
-            samples.
+        representative_data: calibration inputs for ``"int8"``: samples (an
+            array for a one-input model, a list of arrays in
+            ``model.inputs`` order, or a dict keyed by input name), each
+            used as a batch of one; an iterable of batches (each in one of
+            those forms); or a callable returning such an iterable. A few
+            hundred samples suffice. With the other modes it only supplies
+            the verification samples. Every array keeps its input's dtype:
+            token ids stay integers.
         batch_size: ``None`` for a resizable batch axis (the default), or a
             fixed batch size.
         io_dtype: for ``"int8"``, ``"float32"`` inputs and outputs (the
             model quantises on entry and dequantises on exit) or
             ``"int8"`` (the caller quantises with the input tensor's scale
             and zero point).
-        validation_data: inputs ``x`` or a tuple ``(x, labels)`` to compare
-            on; defaults to the representative data, else to random normal
-            inputs.
+        validation_data: inputs ``x`` (in a form accepted for
+            ``representative_data`` samples) or a tuple ``(x, labels)`` to
+            compare on; defaults to the representative data, else to random
+            inputs: normal floats, and for an integer input ids below the
+            size of the smallest lookup table (``keras.layers.Embedding``)
+            it feeds. An integer input that feeds none needs data.
         tolerance: largest relative error accepted for a float32 export.
         verbose: print the report.
 
@@ -137,14 +142,18 @@ def export_tflite(
         quantization = None
     path = os.fspath(path)
     folder = _files.check_output_folder(path)
-    specs = _conversion.input_specs(model, batch_size)
+    inputs = _input_data.model_inputs(model)
     batches = None
     if representative_data is not None:
         batches = _input_data.calibration_batches(
-            representative_data, batch_size
+            representative_data, inputs, batch_size
         )
+    arrays, labels, source = _verification.samples(
+        model, inputs, validation_data, batches
+    )
 
     # 2. Convert with builtin ops only; name the ops and layers that block it.
+    specs = _conversion.input_specs(inputs, batch_size)
     converter = _conversion.make_converter(
         model, specs, quantization, batches, io_dtype
     )
@@ -168,15 +177,12 @@ def export_tflite(
             )
 
         # 5. Run it in the interpreter and compare with Keras.
-        arrays, labels, source = _verification.samples(
-            specs, validation_data, batches
-        )
         reference = _verification.keras_outputs(model, arrays)
         comparisons, tflite_outputs = [], None
         for runtime in RUNTIMES:
             try:
                 checks, outputs = _verification.compare(
-                    temp_path, arrays, reference, batch_size, runtime
+                    temp_path, inputs, arrays, reference, batch_size, runtime
                 )
             except (RuntimeError, ValueError) as error:
                 if isinstance(error, VerificationError):
@@ -193,7 +199,6 @@ def export_tflite(
             _verification.check_tolerance(comparisons, checked_tolerance)
         keras_accuracy = tflite_accuracy = None
         if labels is not None:
-            labels = labels.reshape(-1)
             keras_accuracy = _verification.accuracy(reference, labels)
             tflite_accuracy = _verification.accuracy(tflite_outputs, labels)
 
