@@ -1,5 +1,6 @@
 """Keras layers with TT-matrix weights."""
 
+from keras_tt.layers.low_rank_dense import LowRankDense
 from keras_tt.layers.tt_dense import TTDense
 
-__all__ = ["TTDense"]
+__all__ = ["LowRankDense", "TTDense"]
