@@ -28,6 +28,7 @@ from keras_tt.export import inspect_tflite
 # Initialisers.
 from keras_tt.initializers import TTVarianceScaling
 from keras_tt.layers import TTDense
+from keras_tt.layers import TTEmbedding
 from keras_tt.modes import auto_modes
 from keras_tt.modes import max_tt_ranks
 from keras_tt.report import CompressionReport
@@ -41,6 +42,7 @@ __all__ = [
     "LayerRecord",
     "TTDecomposition",
     "TTDense",
+    "TTEmbedding",
     "TTVarianceScaling",
     "auto_modes",
     "contraction_plan",

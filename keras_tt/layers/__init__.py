@@ -2,5 +2,6 @@
 
 from keras_tt.layers.low_rank_dense import LowRankDense
 from keras_tt.layers.tt_dense import TTDense
+from keras_tt.layers.tt_embedding import TTEmbedding
 
-__all__ = ["LowRankDense", "TTDense"]
+__all__ = ["LowRankDense", "TTDense", "TTEmbedding"]
