@@ -19,13 +19,15 @@ The core is importable: ``run(data_path=None, ...)`` returns a dict.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import keras
 import numpy as np
 
+import keras_tt
+from keras_tt.datasets import DataNotFoundError
 from keras_tt.datasets import load_mnist
-from keras_tt.tensorize import tensorize
 
 T3F_MODES = ((7, 4, 7, 4), (5, 5, 5, 5))
 # t3f's tutorial (full MNIST, 60k training images): accuracy right after
@@ -109,7 +111,9 @@ def run(
     settings = {"tt_rank": tt_rank}
     if modes is not None:
         settings.update(in_modes=modes[0], out_modes=modes[1])
-    tt_model = tensorize(model, layers={"hidden": settings}, verbose=verbose)
+    tt_model = keras_tt.tensorize(
+        model, layers={"hidden": settings}, verbose=verbose
+    )
     seconds["tensorize"] = time.perf_counter() - start
     tt_svd_accuracy = _accuracy(tt_model, x_test, y_test)
 
@@ -148,13 +152,14 @@ def format_results(results: dict, epochs: int, finetune_epochs: int) -> str:
     return "\n".join(
         [
             f"Held-out accuracy, 784x625 hidden layer at TT-rank "
-            f"{max(r['ranks'])} (data: {r['data']}; held-out = the 2,000 images "
-            "not used for training)",
+            f"{max(r['ranks'])} (data: {r['data']}; held-out = the 2,000 "
+            "images not used for training)",
             "",
             "| stage | keras_tt (8,000 train / 2,000 held-out) "
             "| t3f tutorial (60k train / 10k test) |",
             "|---|---:|---:|",
-            f"| dense baseline ({epochs} epochs) | {r['dense_accuracy']:.2%} | - |",
+            f"| dense baseline ({epochs} epochs) "
+            f"| {r['dense_accuracy']:.2%} | - |",
             f"| right after TT-SVD (rel. error {r['rel_error']:.3f}) "
             f"| {r['tt_svd_accuracy']:.2%} | {T3F_AFTER_TT_SVD:.0%} |",
             f"| after fine-tuning ({finetune_epochs} epochs) "
@@ -162,7 +167,8 @@ def format_results(results: dict, epochs: int, finetune_epochs: int) -> str:
             "",
             f"Hidden layer: {r['layer_compression']:.1f}x fewer kernel "
             f"parameters; whole model: {r['params_before']:,} -> "
-            f"{r['params_after']:,} parameters ({r['model_compression']:.1f}x).",
+            f"{r['params_after']:,} parameters "
+            f"({r['model_compression']:.1f}x).",
             "Time: train {train:.1f} s, tensorize {tensorize:.1f} s, fine-tune "
             "{finetune:.1f} s.".format(**r["seconds"]),
         ]
@@ -184,17 +190,23 @@ def main(argv=None):
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    results = run(
-        data_path=args.data,
-        epochs=args.epochs,
-        finetune_epochs=args.finetune_epochs,
-        tt_rank=args.tt_rank,
-        modes=None if args.auto_modes else T3F_MODES,
-        seed=args.seed,
-    )
+    try:
+        results = run(
+            data_path=args.data,
+            epochs=args.epochs,
+            finetune_epochs=args.finetune_epochs,
+            tt_rank=args.tt_rank,
+            modes=None if args.auto_modes else T3F_MODES,
+            seed=args.seed,
+        )
+    except DataNotFoundError as error:
+        hint = "" if "--data" in str(error) else " Or pass --data PATH."
+        print(f"compress_mnist.py: {error}{hint}", file=sys.stderr)
+        return 2
     print()
     print(format_results(results, args.epochs, args.finetune_epochs))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

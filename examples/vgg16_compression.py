@@ -22,7 +22,7 @@ import time
 import keras
 import numpy as np
 
-from keras_tt.tensorize import tensorize
+import keras_tt
 
 FC1_MODES = ((2, 7, 8, 8, 7, 4), (4, 4, 4, 4, 4, 4))
 FC2_MODES = ((4, 4, 4, 4, 4, 4), (4, 4, 4, 4, 4, 4))
@@ -63,7 +63,7 @@ def run(verbose: int = 1) -> list[dict]:
         if verbose:
             print(f"\n== {name} ==")
         start = time.perf_counter()
-        tt_model = tensorize(model, layers=layers, verbose=verbose)
+        tt_model = keras_tt.tensorize(model, layers=layers, verbose=verbose)
         seconds = time.perf_counter() - start
         prediction = tt_model(image)
         assert prediction.shape == (1, 1000)
