@@ -39,9 +39,10 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-# Whole architectures (keras.applications, keras_hub backbones, ...).
+# Whole architectures (keras.applications, keras_hub backbones, ...) and
+# the slow tests (distributed training, full example runs).
 test-zoo: $(EXTRAS_STAMP)
-	$(PYTEST_MARKED) -m zoo tests
+	$(PYTEST_MARKED) -m "zoo or slow" tests
 
 # The layer tests on the JAX and PyTorch backends, one process each.
 test-backends: $(EXTRAS_STAMP)
