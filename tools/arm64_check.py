@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -172,7 +173,6 @@ def _run(prefix, env, items, out, label):
 
 
 def _signal_name(code):
-    import signal
 
     number = -code if code < 0 else code - 128
     try:
@@ -188,6 +188,17 @@ def _x86_spread(folder, file_id, batch):
     return max(
         [_relative(a, b) for a in runs for b in runs if a is not b] or [0.0]
     )
+
+
+def _short(name):
+    """ "ai-edge-litert-2.3.0" -> "litert 2.3.0"."""
+    for prefix, short in (
+        ("ai-edge-litert-", "litert "),
+        ("tflite-runtime-", "tflite-rt "),
+    ):
+        if name.startswith(prefix):
+            return short + name[len(prefix) :]
+    return name
 
 
 def _outputs(folder, file_id, engine, batch):
@@ -286,30 +297,36 @@ def main(argv=None):
         runtimes.append((name, header, records, folder))
 
     # 3. Compare.
-    failures, notes, rows = [], [], []
+    failures, notes, rows = [], {}, []
     tol = FLOAT32_TOLERANCE
     for item in items:
         file_id = item["id"]
         fact = facts[file_id]
         label = fact["name"]
-        worst = {"arm_x86": 0.0, "arm_keras": 0.0, "x86_keras": 0.0}
-        ran_on = []
+        worst = {"arm_keras": 0.0, "x86_keras": 0.0}
+        worst.update({engine: 0.0 for engine in ENGINES})
+        ran_on = {"interpreter": [], "compiled": []}
         for rank, (name, _, records, folder) in enumerate(runtimes):
             current = rank == 0
-            all_ok = True
+            ran = {"xnnpack": False, "reference": False, "compiled": False}
             for engine in ENGINES:
                 record = records.get((file_id, engine), {"ok": False})
                 x86_record = x86_records.get((file_id, engine), {"ok": False})
                 if record.get("skipped"):
                     continue
                 if not record["ok"]:
-                    all_ok = False
-                    message = (
-                        f"{label}: {name} {engine} did not run on aarch64: "
-                        f"{record.get('error', 'no result')}"
-                    )
-                    (failures if current else notes).append(message)
+                    error = " ".join(record.get("error", "no result").split())
+                    if current:
+                        failures.append(
+                            f"{label}: {name} {engine} did not run on "
+                            f"aarch64: {error}"
+                        )
+                    else:
+                        notes.setdefault((name, engine, error), []).append(
+                            label
+                        )
                     continue
+                ran[engine] = True
                 if not x86_record["ok"]:
                     failures.append(
                         f"{label}: x86-64 {engine} did not run: "
@@ -324,7 +341,7 @@ def main(argv=None):
                         failures.append(f"{where}: no x86-64 run to compare")
                         continue
                     arm_x86 = _relative(got, x86)
-                    worst["arm_x86"] = max(worst["arm_x86"], arm_x86)
+                    worst[engine] = max(worst[engine], arm_x86)
                     keras = fact["keras"]
                     if keras is not None:
                         count = len(got[0])
@@ -367,48 +384,63 @@ def main(argv=None):
                                 f"{arm_keras:.3g} > {QUANTISED_FACTOR:g} x the "
                                 f"x86-64 error {x86_keras:.3g}"
                             )
-            if all_ok:
-                ran_on.append(f"{name}")
+            if ran["xnnpack"] and ran["reference"]:
+                ran_on["interpreter"].append(name)
+            if ran["compiled"]:
+                ran_on["compiled"].append(name)
         rows.append((fact, worst, ran_on))
 
     # 4. Report.
     names = [name for name, *_ in runtimes]
     print()
     print(
-        "Relative errors, worst over engines (Interpreter+XNNPACK, "
-        "Interpreter builtin kernels, CompiledModel CPU) and batches:"
+        "Relative errors (Frobenius norms), worst over batches and "
+        "runtimes: aarch64 against x86-64 for the Interpreter with XNNPACK, "
+        "the Interpreter with builtin kernels only and the CompiledModel API "
+        "(CPU); then worst over these engines, aarch64 and x86-64 against "
+        "Keras. Last: the oldest runtime whose Interpreter ran the file "
+        "with both kernel sets, and the runtimes whose CompiledModel ran it."
     )
     header = (
-        f"{'file':34s} {'mode':9s} {'bytes':>9s} {'min rt':>7s} "
-        f"{'arm-x86':>9s} {'arm-keras':>9s} {'x86-keras':>9s}  oldest that ran"
+        f"{'file':28s} {'mode':8s} {'bytes':>7s} {'min rt':>6s} "
+        f"{'xnnpack':>8s} {'builtin':>8s} {'compiled':>8s} "
+        f"{'arm-keras':>9s} {'x86-keras':>9s} "
+        f"{'oldest':>16s}  CompiledModel"
     )
     print(header)
     print("-" * len(header))
     for fact, worst, ran_on in rows:
-        has_keras = fact["keras"] is not None
         oldest = "none"
         for name in reversed(names):
-            if name in ran_on:
-                oldest = name
+            if name in ran_on["interpreter"]:
+                oldest = _short(name)
                 break
-        print(
-            f"{fact['name'][:34]:34s} {fact['mode'][:9]:9s} "
-            f"{fact['size']:9d} {fact['min_runtime_version'] or '?':>7s} "
-            f"{worst['arm_x86']:9.2e} "
-            + (
+        if fact["keras"] is None:
+            keras_columns = f"{'-':>9s} {'-':>9s}"
+        else:
+            keras_columns = (
                 f"{worst['arm_keras']:9.2e} {worst['x86_keras']:9.2e}"
-                if has_keras
-                else f"{'-':>9s} {'-':>9s}"
             )
-            + f"  {oldest}"
+        compiled = ", ".join(_short(n) for n in ran_on["compiled"]) or "none"
+        print(
+            f"{fact['name'][:-7][:28]:28s} {fact['mode'][:8]:8s} "
+            f"{fact['size']:7d} {fact['min_runtime_version'] or '?':>6s} "
+            f"{worst['xnnpack']:8.1e} {worst['reference']:8.1e} "
+            f"{worst['compiled']:8.1e} {keras_columns} {oldest:>16s}  "
+            f"{compiled}"
         )
     print()
     print(
-        f"Runtimes, newest first: {', '.join(names)}. Emulated core: see "
-        "--qemu; emulation times say nothing about speed on a phone."
+        f"Runtimes, newest first: {', '.join(names)}. Times under emulation "
+        "say nothing about speed on a phone."
     )
-    for note in notes:
-        print("NOTE:", note)
+    for (name, engine, error), labels in notes.items():
+        shown = (
+            ", ".join(labels)
+            if len(labels) <= 3
+            else (f"{len(labels)} files ({', '.join(labels[:3])}, ...)")
+        )
+        print(f"NOTE: {name} {engine} did not run {shown}: {error}")
     for failure in failures:
         print("FAIL:", failure)
     if failures:
@@ -419,7 +451,8 @@ def main(argv=None):
         return 1
     print(
         f"ARM64 check passed: {len(items)} file(s) on {names[0]} (aarch64) "
-        "match x86-64 and Keras within the bounds."
+        "within the bounds against x86-64 and, where FILE.npz gives them, "
+        "Keras outputs."
     )
     return 0
 

@@ -6,6 +6,7 @@
 #   bash tools/verify_arm64.sh FILE.tflite [FILE.tflite ...]
 #   bash tools/verify_arm64.sh --exports      # export a representative set
 #   bash tools/verify_arm64.sh --setup-only   # build the cache and stop
+# Add --current-only to skip the two older runtimes.
 #
 # The first run builds an aarch64 userland in $KERAS_TT_ARM64_CACHE
 # (default: .arm64/ in the checkout), from scratch and without installing
@@ -41,19 +42,21 @@ die() {
 }
 
 usage() {
-    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
 EXPORTS=0
 SETUP_ONLY=0
+CURRENT_ONLY=0
 FILES=()
 for arg in "$@"; do
     case "$arg" in
     --exports) EXPORTS=1 ;;
     --setup-only) SETUP_ONLY=1 ;;
+    --current-only) CURRENT_ONLY=1 ;;
     -h | --help) usage ;;
-    -*) die "unknown option $arg (expected --exports, --setup-only or .tflite files)" ;;
+    -*) die "unknown option $arg (expected --exports, --setup-only, --current-only or .tflite files)" ;;
     *) FILES+=("$arg") ;;
     esac
 done
@@ -212,10 +215,13 @@ fi
 RUNTIMES=()
 while IFS='|' read -r name _; do
     RUNTIMES+=("$name=$CACHE/site/$name")
+    if [[ $CURRENT_ONLY == 1 ]]; then break; fi
 done < <(runtime_specs)
 
 WORK=""
-cleanup() { [[ -n $WORK ]] && rm -rf "$WORK"; }
+cleanup() {
+    if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
+}
 trap cleanup EXIT
 if [[ $EXPORTS == 1 ]]; then
     WORK="$(mktemp -d "${TMPDIR:-/tmp}/keras_tt_arm64.XXXXXX")"
