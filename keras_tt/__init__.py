@@ -28,6 +28,7 @@ from keras_tt.export import inspect_tflite
 # Initialisers.
 from keras_tt.initializers import TTVarianceScaling
 from keras_tt.layers import TTDense
+from keras_tt.layers import TTEinsumDense
 from keras_tt.layers import TTEmbedding
 from keras_tt.modes import auto_modes
 from keras_tt.modes import max_tt_ranks
@@ -42,6 +43,7 @@ __all__ = [
     "LayerRecord",
     "TTDecomposition",
     "TTDense",
+    "TTEinsumDense",
     "TTEmbedding",
     "TTVarianceScaling",
     "auto_modes",

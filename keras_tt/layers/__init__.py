@@ -2,6 +2,7 @@
 
 from keras_tt.layers.low_rank_dense import LowRankDense
 from keras_tt.layers.tt_dense import TTDense
+from keras_tt.layers.tt_einsum_dense import TTEinsumDense
 from keras_tt.layers.tt_embedding import TTEmbedding
 
 __all__ = ["LowRankDense", "TTDense", "TTEmbedding"]

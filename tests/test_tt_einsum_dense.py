@@ -1,0 +1,209 @@
+"""TTEinsumDense against keras.layers.EinsumDense with the same kernel."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from tt_reference import naive_full_matrix
+
+from keras_tt.layers.tt_einsum_dense import TTEinsumDense
+from keras_tt.layers.tt_einsum_dense import parse_equation
+
+pytestmark = pytest.mark.multibackend
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+# (equation, output_shape, bias_axes, input_shape)
+EQUATIONS = [
+    ("ab,bc->ac", 6, "c", (3, 10)),
+    ("abc,cd->abd", (None, 6), "d", (2, 4, 10)),
+    ("abc,cde->abde", (None, 3, 4), "de", (2, 5, 12)),  # query/key/value
+    ("abcd,cde->abe", (None, 8), "e", (2, 5, 3, 4)),  # attention output
+    ("abc,cde->abde", (None, 3, 4), "e", (2, 5, 12)),  # bias over one axis
+    ("abc,cde->abde", (5, 2, 7), None, (2, 5, 9)),  # padded widths
+    ("...b,bc->...c", 6, "c", (2, 3, 4, 10)),
+]
+
+
+@pytest.mark.parametrize(
+    "equation, output_shape, bias_axes, input_shape", EQUATIONS
+)
+def test_output_equals_einsum_dense_with_the_same_kernel(
+    rng, equation, output_shape, bias_axes, input_shape
+):
+    tt = TTEinsumDense(
+        equation,
+        output_shape,
+        tt_rank=3,
+        bias_axes=bias_axes,
+        bias_initializer="random_normal",
+    )
+    x = rng.standard_normal(input_shape).astype("float32")
+    y = _numpy(tt(x))
+    # Independent reference: the kernel rebuilt entry by entry from the
+    # cores, in EinsumDense's own layer.
+    cores = [_numpy(c).astype(np.float64) for c in tt.cores]
+    matrix = naive_full_matrix(cores)[: tt.input_dim, : tt.units]
+    dense = keras.layers.EinsumDense(
+        equation, output_shape, bias_axes=bias_axes
+    )
+    dense.build(input_shape)
+    dense.kernel.assign(matrix.reshape(tuple(dense.kernel.shape)))
+    if bias_axes:
+        assert tuple(dense.bias.shape) == tuple(tt.bias.shape)
+        dense.bias.assign(_numpy(tt.bias))
+    expected = _numpy(dense(x))
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        tt.full_kernel(), _numpy(dense.kernel), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "equation, output_shape, bias_axes, input_shape", EQUATIONS
+)
+def test_from_einsum_dense_at_full_rank_is_exact(
+    rng, equation, output_shape, bias_axes, input_shape
+):
+    dense = keras.layers.EinsumDense(
+        equation,
+        output_shape,
+        bias_axes=bias_axes,
+        activation="tanh",
+        bias_initializer="random_normal",
+        name="proj",
+    )
+    dense.build(input_shape)
+    tt = TTEinsumDense.from_einsum_dense(dense, tt_rank=10_000)
+    x = rng.standard_normal(input_shape).astype("float32")
+    np.testing.assert_allclose(
+        _numpy(tt(x)), _numpy(dense(x)), rtol=1e-4, atol=1e-5
+    )
+    assert tt.name == "proj"
+
+
+def test_inside_multi_head_attention_shapes(rng):
+    # The four projections of a MultiHeadAttention, as Keras builds them.
+    mha = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+    q = rng.standard_normal((2, 3, 8)).astype("float32")
+    mha(q, q)
+    for sub in (
+        mha._query_dense,
+        mha._key_dense,
+        mha._value_dense,
+        mha._output_dense,
+    ):
+        parse_equation(sub.equation)  # all expressible
+        tt = TTEinsumDense.from_einsum_dense(sub, tt_rank=100)
+        shape = (2, 3) + tuple(sub.kernel.shape)[: -len(tt.free_shape)]
+        x = rng.standard_normal(shape).astype("float32")
+        np.testing.assert_allclose(
+            _numpy(tt(x)), _numpy(sub(x)), rtol=1e-4, atol=1e-5
+        )
+
+
+def test_rank_truncation_meets_error_budget(rng):
+    dense = keras.layers.EinsumDense("abc,cd->abd", (None, 32))
+    dense.build((None, 4, 64))
+    tt = TTEinsumDense.from_einsum_dense(dense, rel_error=0.6)
+    kernel = _numpy(dense.kernel)
+    error = np.linalg.norm(tt.full_kernel() - kernel) / np.linalg.norm(kernel)
+    assert error <= 0.6
+    assert tt.num_core_params < kernel.size
+
+
+def test_config_and_keras_file_round_trip(tmp_path, rng):
+    inputs = keras.Input((5, 12))
+    outputs = TTEinsumDense(
+        "abc,cde->abde", (None, 3, 4), tt_rank=2, bias_axes="de"
+    )(inputs)
+    model = keras.Model(inputs, outputs)
+    x = rng.standard_normal((2, 5, 12)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.layers[1], TTEinsumDense)
+    np.testing.assert_allclose(_numpy(loaded(x)), _numpy(model(x)))
+
+
+def test_training_reduces_the_loss(rng):
+    inputs = keras.Input((4, 6))
+    outputs = TTEinsumDense("abc,cd->abd", (None, 3), 2, bias_axes="d")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(keras.optimizers.Adam(0.05), "mse")
+    x = rng.standard_normal((64, 4, 6)).astype("float32")
+    y = x[..., :3] * 2
+    history = model.fit(x, y, epochs=20, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+
+
+def test_kernel_variance_is_glorot_of_the_matrix():
+    variances = []
+    for seed in range(20):
+        layer = TTEinsumDense(
+            "abc,cde->abde",
+            (None, 4, 16),
+            tt_rank=4,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        )
+        layer.build((None, None, 48))
+        variances.append(np.mean(layer.full_kernel() ** 2))
+    assert np.mean(variances) == pytest.approx(2 / (48 + 64), rel=0.15)
+
+
+@pytest.mark.parametrize(
+    "equation, reason",
+    [
+        ("ab,cb->ac", "does not start with the contracted axes"),
+        ("abc,bd->adc", "are not the trailing axes"),
+        ("abc,cd->adb", "is not the kept input axes"),
+        ("abc,acd->abd", "a batched kernel"),
+        ("ab,cd->abcd", "no axis is contracted"),
+        ("abc,bc->a", "the kernel has no output axis"),
+        ("ab...,bc->...c", "expected 'input,kernel->output'"),
+        ("...b,bc->c", "'...' must start both"),
+        ("aab,bc->ac", "the input repeats an axis"),
+        ("abc,cd->ad", "is not the kept input axes"),
+    ],
+)
+def test_inexpressible_equations_are_refused_with_the_reason(equation, reason):
+    with pytest.raises(ValueError, match=reason) as error:
+        TTEinsumDense(equation, 4, tt_rank=2)
+    assert f"Received: equation={equation!r}" in str(error.value)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(
+        ValueError, match="`bias_axes`.*Received: bias_axes='b'"
+    ):
+        TTEinsumDense("abc,cd->abd", (None, 4), 2, bias_axes="b")
+    with pytest.raises(ValueError, match="`output_shape`"):
+        TTEinsumDense("abc,cde->abde", 4, 2)
+    with pytest.raises(ValueError, match="`out_modes`, expected modes whose"):
+        TTEinsumDense("abc,cd->abd", (None, 6), 2, out_modes=(2, 2))
+    with pytest.raises(ValueError, match="expects inputs of rank 3"):
+        TTEinsumDense("abc,cd->abd", (None, 6), 2).build((None, 4))
+    with pytest.raises(ValueError, match="expected a `keras.layers.EinsumD"):
+        TTEinsumDense.from_einsum_dense(keras.layers.Dense(3), tt_rank=2)
+
+
+def test_parameter_count_matches_the_layout():
+    layer = TTEinsumDense(
+        "abc,cde->abde",
+        (None, 12, 64),
+        tt_rank=8,
+        in_modes=(8, 12, 8),
+        out_modes=(8, 12, 8),
+        bias_axes="de",
+    )
+    layer.build((None, None, 768))
+    expected = sum(
+        math.prod(s) for s in [(1, 8, 8, 8), (8, 12, 12, 8), (8, 8, 8, 1)]
+    )
+    assert layer.num_core_params == expected
+    assert layer.count_params() == expected + 768
