@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 QUANTIZATIONS = (None, "float32", "float16", "dynamic", "int8")
@@ -23,7 +25,7 @@ def check_backend() -> None:
 
 
 def check_export_arguments(
-    quantization, representative_data, batch_size, io_dtype
+    quantization, representative_data, batch_size, io_dtype, tolerance, verbose
 ) -> None:
     if quantization not in QUANTIZATIONS:
         raise ValueError(
@@ -57,4 +59,20 @@ def check_export_arguments(
             "Received an invalid value for `io_dtype`, integer inputs and "
             "outputs need quantization='int8'. Received: "
             f"io_dtype={io_dtype!r} with quantization={quantization!r}"
+        )
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, (int, float, np.integer, np.floating))
+        or not math.isfinite(tolerance)
+        or tolerance <= 0
+    ):
+        raise ValueError(
+            "Received an invalid value for `tolerance`, expected a positive "
+            "finite number (the largest relative error accepted for a "
+            f"float32 export). Received: tolerance={tolerance!r}"
+        )
+    if not isinstance(verbose, (bool, int, np.integer)):
+        raise TypeError(
+            "Received an invalid value for `verbose`, expected a bool. "
+            f"Received: verbose={verbose!r}"
         )

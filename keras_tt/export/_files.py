@@ -6,15 +6,71 @@ import os
 import tempfile
 
 
-def check_output_folder(path: str) -> str:
-    """The folder that will hold ``path``; it must exist."""
+def check_output_path(path, argument="path", inputs=()) -> tuple[str, str]:
+    """``(path, folder)`` for a file to write; ``path`` must be usable.
+
+    It must name a file (not ``""``, not a folder) in an existing folder,
+    and must not be the same file as any of ``inputs`` (paths that the
+    caller reads), whether by name, through a symbolic link or a hard
+    link.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"Received an invalid value for `{argument}`, expected a file "
+            f"path (str or os.PathLike). Received: {argument}={path!r}"
+        )
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if not path or path.endswith(os.sep) or os.path.isdir(path):
+        raise ValueError(
+            f"Received an invalid value for `{argument}`, expected the path "
+            f"of a file to write, not an empty string or a folder. "
+            f"Received: {argument}={path!r}"
+        )
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(
-            "Received an invalid value for `path`, expected a file in an "
-            f"existing folder. Received: path={path!r}"
+            f"Received an invalid value for `{argument}`, expected a file in "
+            f"an existing folder. Received: {argument}={path!r}"
         )
-    return folder
+    for name, source in inputs:
+        if source is not None and same_file(path, source):
+            raise ValueError(
+                f"Received an invalid value for `{argument}`, expected a "
+                f"file other than `{name}`, which would be overwritten. "
+                f"Received: {argument}={path!r} and {name}={source!r}"
+            )
+    return path, folder
+
+
+def check_input_file(path, argument, suffixes) -> str:
+    """``path`` as a str; it must name an existing file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"Received an invalid value for `{argument}`, expected a file "
+            f"path (str or os.PathLike). Received: {argument}={path!r}"
+        )
+    path = os.fsdecode(os.fspath(path))
+    if not os.path.isfile(path):
+        what = "a folder" if os.path.isdir(path) else "no such file"
+        raise ValueError(
+            f"Received an invalid value for `{argument}`, expected an "
+            f"existing {' or '.join(suffixes)} file. Received: "
+            f"{argument}={path!r} ({what})"
+        )
+    return path
+
+
+def same_file(a, b) -> bool:
+    """Whether ``a`` and ``b`` name the same file (links resolved)."""
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def write_temporary(content: bytes, folder: str) -> str:

@@ -200,6 +200,16 @@ def _checked_array(value, model_input, argument) -> np.ndarray:
         )
     if model_input.is_integer:
         return _as_integers(array, model_input, argument)
+    finite = np.isfinite(array)
+    if not np.all(finite):
+        bad = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"Received an invalid value for `{argument}`, expected finite "
+            f"values for input {model_input.name!r}. Received: "
+            f"{int(np.size(finite) - np.count_nonzero(finite))} NaN or "
+            f"infinite values, the first {array[tuple(bad)]!r} at index "
+            f"{tuple(int(i) for i in bad)}"
+        )
     return array.astype(model_input.dtype, copy=False)
 
 
@@ -282,6 +292,27 @@ def calibration_batches(data, inputs, batch_size=None):
             for start in range(0, count * batch_size, batch_size)
         ]
     return batches
+
+
+def check_calibration_range(batches, inputs) -> None:
+    """Refuse calibration data that holds one value only for a float input.
+
+    Full-integer quantisation takes each tensor's range from the
+    calibration data; a constant input (all zeros, say) gives a zero range,
+    and the file would be wrong on every real input.
+    """
+    for k, model_input in enumerate(inputs):
+        if model_input.is_integer:
+            continue
+        low = min(float(np.min(b[k])) for b in batches)
+        high = max(float(np.max(b[k])) for b in batches)
+        if low == high:
+            raise ValueError(
+                "Received an invalid value for `representative_data`, "
+                "expected calibration samples that vary, to measure the "
+                "range of each tensor for quantization='int8'. Received: "
+                f"every value of input {model_input.name!r} equal to {low!r}"
+            )
 
 
 # ------------------------------------------------------ integer input ranges

@@ -96,3 +96,41 @@ def raise_unsupported(error, model, quantization):
         "no file was written.",
         ops,
     ) from None
+
+
+# Ops whose weights a full-integer file must hold as integers.
+_WEIGHTED_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+_FLOATS = ("float32", "float16")
+
+
+def check_builtin_only(info) -> None:
+    if not info.builtin_only:
+        raise VerificationError(
+            f"The converted model holds custom ops {info.custom_ops}, which "
+            "the stock LiteRT runtime cannot run; no file was written."
+        )
+
+
+def check_full_integer(info) -> None:
+    """Raise `VerificationError` unless an "int8" file computes in int8.
+
+    Every FULLY_CONNECTED (and convolution) node must take int8 input and
+    weights, and some node must compute on int8 tensors. A degenerate
+    calibration (NaN or constant data) can leave float ops behind.
+    """
+    float_nodes = [
+        name
+        for name, types in info.operators
+        if name in _WEIGHTED_OPS and any(t in _FLOATS for t in types[:2])
+    ]
+    integer = any(
+        "int8" in types or "uint8" in types for _, types in info.operators
+    )
+    if float_nodes or not integer:
+        found = ", ".join(sorted(set(float_nodes))) or "no int8 tensors"
+        raise VerificationError(
+            "The quantization='int8' file is not fully integer: the "
+            f"converter left float computation ({found}). Check that "
+            "`representative_data` holds real, varied inputs; no file was "
+            "written."
+        )

@@ -98,47 +98,78 @@ def _as_list(outputs):
     return outputs if isinstance(outputs, list) else [outputs]
 
 
+def check_finite(outputs, where) -> None:
+    """Raise `VerificationError` if any output holds NaN or infinity."""
+    for k, output in enumerate(outputs):
+        finite = np.isfinite(output)
+        if not np.all(finite):
+            count = int(finite.size - np.count_nonzero(finite))
+            raise VerificationError(
+                f"The {where} outputs hold NaN or infinite values (output "
+                f"{k}: {count} of {finite.size} values), so they cannot be "
+                "compared; no file was written."
+            )
+
+
+def nan_max(values) -> float:
+    """``max`` that returns NaN when any value is NaN."""
+    values = [float(v) for v in values]
+    if any(np.isnan(v) for v in values):
+        return float("nan")
+    return max(values)
+
+
+def errors(got, expected) -> tuple[float, float]:
+    """Relative (Frobenius) and largest absolute error over all outputs."""
+    relative, max_abs = [0.0], [0.0]
+    for g, e in zip(got, expected):
+        diff = g.astype(np.float64) - e.astype(np.float64)
+        norm = float(np.linalg.norm(e.astype(np.float64)))
+        relative.append(float(np.linalg.norm(diff)) / (norm or 1.0))
+        if diff.size:
+            max_abs.append(float(np.max(np.abs(diff))))
+    return nan_max(relative), nan_max(max_abs)
+
+
+def _sizes(n, batch_size):
+    return [batch_size] if batch_size else sorted({1, max(2, min(n, 16))})
+
+
 def compare(path, inputs, arrays, reference, batch_size, runtime):
     """Compare at batch 1 and a larger batch (or the fixed batch)."""
     runner = TFLiteRunner(path, runtime=runtime)
     names = [i.name for i in inputs]
     checks = []
-    n = len(arrays[0])
-    sizes = [batch_size] if batch_size else sorted({1, max(2, min(n, 16))})
+    sizes = _sizes(len(arrays[0]), batch_size)
     for size in sizes:
         part = [np.resize(a, (size,) + a.shape[1:]) for a in arrays]
         expected = [np.resize(r, (size,) + r.shape[1:]) for r in reference]
         got = _as_list(runner(dict(zip(names, part))))
-        shapes = [g.shape for g in got], [e.shape for e in expected]
-        if shapes[0] != shapes[1]:
-            raise VerificationError(
-                f"The LiteRT output shapes {shapes[0]} differ from Keras's "
-                f"{shapes[1]} (runtime={runtime}, batch {size})."
-            )
-        relative, max_abs = 0.0, 0.0
-        for g, e in zip(got, expected):
-            diff = g.astype(np.float64) - e.astype(np.float64)
-            norm = float(np.linalg.norm(e.astype(np.float64)))
-            relative = max(
-                relative, float(np.linalg.norm(diff)) / (norm or 1.0)
-            )
-            max_abs = max(
-                max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0
-            )
-        checks.append(Comparison(runtime, size, relative, max_abs))
+        _check_shapes(got, expected, runtime, size)
+        check_finite(got, f"LiteRT ({runtime}, batch {size})")
+        checks.append(Comparison(runtime, size, *errors(got, expected)))
     full = runner.predict(dict(zip(names, arrays)), batch_size=max(sizes))
     return checks, _as_list(full)
 
 
+def _check_shapes(got, expected, runtime, size) -> None:
+    shapes = [g.shape for g in got], [e.shape for e in expected]
+    if shapes[0] != shapes[1]:
+        raise VerificationError(
+            f"The LiteRT output shapes {shapes[0]} differ from Keras's "
+            f"{shapes[1]} (runtime={runtime}, batch {size})."
+        )
+
+
 def check_tolerance(comparisons, tolerance) -> None:
     """Raise `VerificationError` if a comparison exceeds ``tolerance``."""
-    worst = max(comparisons, key=lambda c: c.relative_error)
-    if not worst.relative_error <= tolerance:
-        raise VerificationError(
-            "The float32 export does not match the Keras model: relative "
-            f"error {worst.relative_error:.3g} > {tolerance:g} "
-            f"(runtime={worst.runtime}, batch {worst.batch_size})."
-        )
+    for c in comparisons:
+        if not c.relative_error <= tolerance:
+            raise VerificationError(
+                "The float32 export does not match the Keras model: relative "
+                f"error {c.relative_error:.3g} > {tolerance:g} "
+                f"(runtime={c.runtime}, batch {c.batch_size})."
+            )
 
 
 def accuracy(outputs, labels) -> float:

@@ -73,6 +73,12 @@ class TensorInfo:
     dtype: str
     scale: float = 0.0
     zero_point: int = 0
+    quantized: bool = False
+
+    @property
+    def size(self) -> int:
+        """Number of elements (``-1`` axes counted as 1)."""
+        return int(np.prod([max(s, 1) for s in self.shape], dtype=np.int64))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +96,12 @@ class TFLiteInfo:
         outputs: the model outputs of the first subgraph.
         num_subgraphs: number of subgraphs.
         path: the file read, or ``None`` for bytes.
+        weights: the constant tensors of the first subgraph that hold
+            weights: float ones, and integer ones with quantisation
+            parameters (shape and index constants are left out).
+        operators: every node of the first subgraph, in order, as
+            ``(op name, dtypes of its inputs)`` (``"none"`` for an omitted
+            optional input).
     """
 
     file_size: int
@@ -100,6 +112,18 @@ class TFLiteInfo:
     outputs: tuple[TensorInfo, ...]
     num_subgraphs: int = 1
     path: str | None = None
+    weights: tuple[TensorInfo, ...] = ()
+    operators: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def quantized_weights(self) -> tuple[TensorInfo, ...]:
+        """Weight tensors stored as integers with a scale (int8 and such)."""
+        return tuple(w for w in self.weights if w.quantized)
+
+    @property
+    def float_weights(self) -> tuple[TensorInfo, ...]:
+        """Weight tensors stored as floats (float32 or float16)."""
+        return tuple(w for w in self.weights if not w.quantized)
 
     @property
     def custom_ops(self) -> tuple[str, ...]:
@@ -215,16 +239,54 @@ def _tensor_info(schema, subgraph, index: int) -> TensorInfo:
         shape = tuple(int(s) for s in np.atleast_1d(tensor.ShapeAsNumpy()))
     scale, zero_point = 0.0, 0
     quant = tensor.Quantization()
+    quantized = quant is not None and quant.ScaleLength() > 0
     if quant is not None and quant.ScaleLength() == 1:
         scale = float(quant.Scale(0))
         zero_point = int(quant.ZeroPoint(0)) if quant.ZeroPointLength() else 0
+    dtype = _TENSOR_TYPES.get(tensor.Type(), f"type{tensor.Type()}")
     return TensorInfo(
-        name=tensor.Name().decode(),
+        name=tensor.Name().decode(errors="replace"),
         shape=shape,
-        dtype=_TENSOR_TYPES.get(tensor.Type(), f"type{tensor.Type()}"),
+        dtype=dtype,
         scale=scale,
         zero_point=zero_point,
+        quantized=bool(quantized) and dtype not in ("float32", "float16"),
     )
+
+
+def _has_data(model, tensor) -> bool:
+    index = tensor.Buffer()
+    if index <= 0 or index >= model.BuffersLength():
+        return False
+    buffer = model.Buffers(index)
+    return bool(buffer.DataLength() or buffer.Size())
+
+
+def _weights(schema, model, subgraph) -> tuple[TensorInfo, ...]:
+    weights = []
+    for i in range(subgraph.TensorsLength()):
+        if not _has_data(model, subgraph.Tensors(i)):
+            continue
+        info = _tensor_info(schema, subgraph, i)
+        if info.dtype in ("float32", "float16", "float64") or info.quantized:
+            weights.append(info)
+    return tuple(weights)
+
+
+def _operators(subgraph, codes) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    nodes = []
+    for o in range(subgraph.OperatorsLength()):
+        op = subgraph.Operators(o)
+        types = []
+        for i in range(op.InputsLength()):
+            index = op.Inputs(i)
+            if index < 0:
+                types.append("none")
+                continue
+            code = subgraph.Tensors(index).Type()
+            types.append(_TENSOR_TYPES.get(code, f"type{code}"))
+        nodes.append((codes[op.OpcodeIndex()][0], tuple(types)))
+    return tuple(nodes)
 
 
 def _conversion_version(raw: bytes | None) -> str | None:
@@ -273,10 +335,24 @@ def inspect_tflite(source: PathOrBytes) -> TFLiteInfo:
     if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
         raise ValueError(
             "Received an invalid value for `source`, expected a TFLite "
-            f"flatbuffer (file identifier 'TFL3'). Received: {path or 'bytes'} "
-            f"starting with {data[:8]!r}"
+            "flatbuffer (file identifier 'TFL3'): not a valid .tflite file. "
+            f"Received: {path or 'bytes'} starting with {data[:8]!r}"
         )
+    try:
+        return _parse(schema, data, path)
+    except Exception as error:  # struct.error, IndexError, ... on bad data
+        raise ValueError(
+            "Received an invalid value for `source`, expected a complete "
+            "TFLite flatbuffer: not a valid .tflite file (truncated or "
+            f"corrupt; {type(error).__name__}: {error}). Received: "
+            f"{path or 'bytes'} of {len(data):,} bytes"
+        ) from None
+
+
+def _parse(schema, data: bytes, path: str | None) -> TFLiteInfo:
     model = schema.Model.GetRootAsModel(data, 0)
+    if model.SubgraphsLength() < 1:
+        raise ValueError("the model has no subgraph")
     names = {
         value: name
         for name, value in vars(schema.BuiltinOperator).items()
@@ -327,4 +403,6 @@ def inspect_tflite(source: PathOrBytes) -> TFLiteInfo:
         ),
         num_subgraphs=model.SubgraphsLength(),
         path=path,
+        weights=_weights(schema, model, main),
+        operators=_operators(main, codes),
     )

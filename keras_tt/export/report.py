@@ -8,6 +8,11 @@ from collections.abc import Sequence
 from keras_tt.export.inspect import TFLiteInfo
 
 
+def _nan_max(values) -> float:
+    values = [float(v) for v in values]
+    return float("nan") if any(v != v for v in values) else max(values)
+
+
 class UnsupportedOpError(ValueError):
     """The model needs an op that the builtin LiteRT op set does not have.
 
@@ -89,12 +94,12 @@ class ExportReport:
     @property
     def relative_error(self) -> float:
         """Largest relative error over every runtime and batch checked."""
-        return max(c.relative_error for c in self.comparisons)
+        return _nan_max(c.relative_error for c in self.comparisons)
 
     @property
     def max_abs_error(self) -> float:
         """Largest absolute difference from Keras over every check."""
-        return max(c.max_abs_error for c in self.comparisons)
+        return _nan_max(c.max_abs_error for c in self.comparisons)
 
     @property
     def accuracy_change(self) -> float | None:

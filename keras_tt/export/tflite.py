@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -133,21 +134,27 @@ def export_tflite(
     ('int8', True)
     """
 
-    # 1. Check the arguments before any work.
+    # 1. Check the arguments and the data before any work.
     _arguments.check_backend()
     _arguments.check_export_arguments(
-        quantization, representative_data, batch_size, io_dtype
+        quantization,
+        representative_data,
+        batch_size,
+        io_dtype,
+        tolerance,
+        verbose,
     )
     if quantization == "float32":
         quantization = None
-    path = os.fspath(path)
-    folder = _files.check_output_folder(path)
+    path, folder = _files.check_output_path(path)
     inputs = _input_data.model_inputs(model)
     batches = None
     if representative_data is not None:
         batches = _input_data.calibration_batches(
             representative_data, inputs, batch_size
         )
+        if quantization == "int8":
+            _input_data.check_calibration_range(batches, inputs)
     arrays, labels, source = _verification.samples(
         model, inputs, validation_data, batches
     )
@@ -167,17 +174,15 @@ def export_tflite(
     # 3. Write beside the destination under a temporary name.
     temp_path = _files.write_temporary(content, folder)
     try:
-        # 4. Check the op list.
+        # 4. Check the op list: builtins only, and integer ops for "int8".
         info = inspect_tflite(temp_path)
-        if not info.builtin_only:
-            raise VerificationError(
-                "The converted model holds custom ops "
-                f"{info.custom_ops}, which the stock LiteRT runtime cannot "
-                "run."
-            )
+        _op_audit.check_builtin_only(info)
+        if quantization == "int8":
+            _op_audit.check_full_integer(info)
 
         # 5. Run it in the interpreter and compare with Keras.
         reference = _verification.keras_outputs(model, arrays)
+        _verification.check_finite(reference, "Keras model's")
         comparisons, tflite_outputs = [], None
         for runtime in RUNTIMES:
             try:
@@ -252,14 +257,50 @@ def export_keras_file(
         The `ExportReport`.
     """
     _arguments.check_backend()
+    _arguments.check_export_arguments(
+        quantization,
+        representative_path,
+        batch_size,
+        io_dtype,
+        FLOAT32_TOLERANCE,
+        verbose,
+    )
+    model_path = _files.check_input_file(model_path, "model_path", (".keras",))
+    if representative_path is not None:
+        representative_path = _files.check_input_file(
+            representative_path, "representative_path", (".npy",)
+        )
+    output_path, _ = _files.check_output_path(
+        output_path,
+        "output_path",
+        inputs=[
+            ("model_path", model_path),
+            ("representative_path", representative_path),
+        ],
+    )
     import keras
 
     import keras_tt  # noqa: F401  (registers TTDense for deserialisation)
 
-    model = keras.models.load_model(os.fspath(model_path), compile=False)
     representative = None
     if representative_path is not None:
-        representative = np.load(os.fspath(representative_path))
+        try:
+            representative = np.load(representative_path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise ValueError(
+                "Received an invalid value for `representative_path`, "
+                "expected a .npy file of sample inputs (saved with "
+                f"numpy.save). Received: representative_path="
+                f"{representative_path!r} ({error})"
+            ) from None
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            "Received an invalid value for `model_path`, expected a model "
+            "saved with `model.save('m.keras')`. Received: "
+            f"model_path={model_path!r} ({type(error).__name__}: {error})"
+        ) from error
     return export_tflite(
         model,
         output_path,
