@@ -1,8 +1,11 @@
-"""What a tensorized model holds: per-layer records, totals and a table.
+"""What a tensorized model holds: per-kernel records, totals and a table.
 
 `tensorize` attaches a `CompressionReport` to the model it returns
 (``tt_model.tensorize_report``); `model_report` builds one for any model
-that contains `TTDense` layers (this is what ``keras-tt inspect`` prints).
+that contains TT layers (this is what ``keras-tt inspect`` prints).
+
+Layers other than `TTDense` join `model_report` through `register_tt_layer`,
+which maps a layer class to a function returning its `LayerRecord` list.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from keras_tt.layers import TTDense
 
 @dataclasses.dataclass(frozen=True)
 class LayerRecord:
-    """One `TTDense` layer of a model.
+    """One TT kernel of a model (one `TTDense` layer, say).
 
     Attributes:
-        name: the layer's name (nested models give ``"outer/inner"``).
+        name: the layer's name (nested models and wrappers give
+            ``"outer/inner"``; layers holding several kernels add the
+            kernel's name, ``"attention/query"``).
         input_dim: input width of the kernel.
         units: output width of the kernel.
         in_modes: row modes (their product may exceed ``input_dim`` when the
@@ -32,6 +37,7 @@ class LayerRecord:
         rel_error: relative Frobenius error of the TT-SVD that initialised
             the cores, ``||W - W_tt||_F / ||W||_F``; ``None`` when unknown
             (for a model loaded from disk).
+        kind: what the kernel was, e.g. ``"Dense"``.
     """
 
     name: str
@@ -43,6 +49,7 @@ class LayerRecord:
     dense_params: int
     tt_params: int
     rel_error: float | None = None
+    kind: str = "Dense"
 
     @property
     def compression(self) -> float:
@@ -59,7 +66,7 @@ class CompressionReport:
     """Per-layer records and whole-model totals of a TT-compressed model.
 
     Attributes:
-        layers: list of `LayerRecord`, one per `TTDense` layer.
+        layers: list of `LayerRecord`, one per TT kernel.
         params_before: parameters of the model with dense kernels (for
             `tensorize`: the original model's ``count_params()``).
         params_after: parameters of the model with TT-cores.
@@ -112,6 +119,7 @@ class CompressionReport:
         """The report as a plain-text table."""
         headers = [
             "layer",
+            "kind",
             "kernel",
             "modes (in x out)",
             "TT-ranks",
@@ -123,6 +131,7 @@ class CompressionReport:
         rows = [
             [
                 r.name,
+                r.kind,
                 f"{r.input_dim}x{r.units}",
                 f"{_modes(r.in_modes)} x {_modes(r.out_modes)}",
                 ",".join(str(x) for x in r.ranks),
@@ -139,6 +148,7 @@ class CompressionReport:
                 "",
                 "",
                 "",
+                "",
                 f"{self.kernel_params_before:,}",
                 f"{self.kernel_params_after:,}",
                 f"{self.kernel_compression:,.1f}x",
@@ -148,6 +158,7 @@ class CompressionReport:
         rows.append(
             [
                 "whole model",
+                "",
                 "",
                 "",
                 "",
@@ -188,7 +199,10 @@ def _format_table(headers, rows) -> str:
 
 
 def layer_record(
-    layer: TTDense, name: str | None = None, rel_error: float | None = None
+    layer: TTDense,
+    name: str | None = None,
+    rel_error: float | None = None,
+    kind: str = "Dense",
 ) -> LayerRecord:
     """The `LayerRecord` of a built `TTDense` layer."""
     return LayerRecord(
@@ -201,31 +215,67 @@ def layer_record(
         dense_params=int(layer.input_dim) * int(layer.units),
         tt_params=int(layer.num_core_params),
         rel_error=rel_error,
+        kind=kind,
     )
 
 
-def iter_layers(model, prefix: str = ""):
+# Layer class -> function(layer, name) returning its records.
+_RECORDERS: dict[type, Callable[[keras.layers.Layer, str], list]] = {}
+
+
+def register_tt_layer(
+    layer_class: type,
+    records: Callable[[keras.layers.Layer, str], list[LayerRecord]],
+) -> None:
+    """Make `model_report` describe layers of ``layer_class``.
+
+    Args:
+        layer_class: a TT layer class.
+        records: ``records(layer, name) -> list[LayerRecord]`` for a built
+            layer of that class found at ``name`` in the model.
+    """
+    _RECORDERS[layer_class] = records
+
+
+register_tt_layer(TTDense, lambda layer, name: [layer_record(layer, name)])
+
+
+def iter_layers(model, prefix: str = "", sublayers: bool = False):
     """``(qualified name, layer)`` for every layer, into nested models.
 
-    Each layer object is listed once, at its first occurrence.
+    Each layer object is listed once, at its first occurrence. With
+    ``sublayers``, the layers held by other layers (a wrapper's ``layer``,
+    a custom layer's attributes) are listed too, after their holder.
     """
     seen = set()
 
+    def children(layer):
+        if isinstance(layer, keras.Model) and _is_graph_model(layer):
+            return list(layer.layers)
+        if sublayers:
+            return list(getattr(layer, "_layers", []))
+        if isinstance(layer, keras.Model) and hasattr(layer, "layers"):
+            return list(layer.layers)
+        return []
+
     def walk(container, prefix):
-        for layer in container.layers:
+        for layer in children(container):
             if id(layer) in seen:
                 continue
             seen.add(id(layer))
             name = prefix + layer.name
             yield name, layer
-            if isinstance(layer, keras.Model) and hasattr(layer, "layers"):
-                yield from walk(layer, name + "/")
+            yield from walk(layer, name + "/")
 
     yield from walk(model, prefix)
 
 
+def _is_graph_model(model) -> bool:
+    return isinstance(model, keras.Sequential) or hasattr(model, "_operations")
+
+
 def model_report(model: keras.Model) -> CompressionReport:
-    """Describe the `TTDense` layers of a model: modes, ranks, parameters.
+    """Describe the TT layers of a model: modes, ranks, parameters.
 
     Works on any built model, for instance one loaded with
     `keras.saving.load_model`; this is what ``keras-tt inspect`` prints.
@@ -252,11 +302,11 @@ def model_report(model: keras.Model) -> CompressionReport:
     >>> report.params_before, report.params_after
     (4160, 320)
     """
-    records = [
-        layer_record(layer, name)
-        for name, layer in iter_layers(model)
-        if isinstance(layer, TTDense) and layer.built
-    ]
+    records = []
+    for name, layer in iter_layers(model, sublayers=True):
+        recorder = _RECORDERS.get(type(layer))
+        if recorder is not None and layer.built:
+            records.extend(recorder(layer, name))
     params_after = int(model.count_params())
     extra = sum(r.dense_params - r.tt_params for r in records)
     return CompressionReport(records, params_after + extra, params_after)

@@ -224,7 +224,7 @@ def test_padded_widths_are_handled():
     assert_same_outputs(model, tt_model, inputs_for(model))
 
 
-def test_subclassed_model_gets_a_clear_error():
+def test_unregistered_subclassed_model_gets_a_clear_error():
     class Net(keras.Model):
         def __init__(self):
             super().__init__()
@@ -237,10 +237,11 @@ def test_subclassed_model_gets_a_clear_error():
     net(np.zeros((1, 4), "float32"))
     with pytest.raises(
         ValueError,
-        match=r"cannot clone the subclassed model.*"
-        r"TTDense\.from_dense",
+        match=r"cannot reach \['dense'\]: 'dense': it sits in the subclassed "
+        r"model 'net' \(Net\), whose class is not registered.*"
+        r"register_keras_serializable",
     ):
-        tensorize(net, tt_rank=2)
+        tensorize(net, tt_rank=2, min_params=0)
 
 
 # --------------------------------------------------------------- the ranks
@@ -498,11 +499,13 @@ def test_from_dense_errors():
         ({"layers": ["fc1"]}, r"No TT-ranks for layer 'fc1'"),
         (
             {"tt_rank": 2, "layers": ["nope"]},
-            r"no layer named 'nope'\. Its Dense layers are \['fc1', 'fc2', 'head'\]",
+            r"no layer named 'nope'\. Its layers that can be tensorized are "
+            r"\['fc1', 'fc2', 'head'\]",
         ),
         (
             {"tt_rank": 2, "layers": ["drop"]},
-            r"'drop' is a Dropout, not a Dense",
+            r"'drop' is a Dropout, which `tensorize` cannot convert "
+            r"\(it converts Dense",
         ),
         ({"tt_rank": 2, "layers": [3]}, r"Received: layers entry 3"),
         (
@@ -512,7 +515,7 @@ def test_from_dense_errors():
         ({"tt_rank": 2, "layers": {"fc1": {"tt_rank": 0}}}, r"tt_rank=0"),
         (
             {"tt_rank": 2, "min_params": 10**9},
-            r"no Dense layer to replace: its Dense kernels .* are all smaller than "
+            r"no layer to replace: its kernels .* are all smaller than "
             r"min_params=1000000000",
         ),
         ({"tt_rank": 2, "min_params": -1}, r"Received: min_params=-1"),
@@ -524,7 +527,7 @@ def test_from_dense_errors():
                 "layers": ["fc1"],
                 "modes": {"fc9": ((6, 8), (5, 8))},
             },
-            r"`modes`: \['fc9'\] are not among the selected Dense layers",
+            r"`modes`: \['fc9'\] are not among the selected layers",
         ),
         (
             {"tt_rank": 2, "layers": ["fc1"], "modes": ((5, 10), (8, 5))},
@@ -536,7 +539,8 @@ def test_from_dense_errors():
         ),
         (
             {"target_ratio": 10**6, "layers": ["fc1"]},
-            r"layer 'fc1' \(48x40, .*compressed at most [\d.]+x \(at TT-rank 1\)",
+            r"layer 'fc1' \(48x40, .*compressed at most [\d.]+x "
+            r"\(at TT-rank 1\)",
         ),
     ],
 )
@@ -558,7 +562,9 @@ def test_bad_models():
     x = keras.Input((8,))
     no_dense = keras.Model(x, keras.layers.ReLU()(x), name="relu_only")
     with pytest.raises(
-        ValueError, match=r"model 'relu_only' has no Dense layer to replace"
+        ValueError,
+        match=r"model 'relu_only' has no layer to replace: it holds no "
+        r"layer of a kind it converts \(Dense",
     ):
         tensorize(no_dense, tt_rank=2, min_params=0)
     stranger = keras.layers.Dense(3)

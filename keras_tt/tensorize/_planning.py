@@ -1,0 +1,138 @@
+"""Planning: the settings of every selected layer, checked before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+from keras_tt import modes as modes_lib
+from keras_tt.tensorize._selection import Selected
+
+
+@dataclasses.dataclass
+class Plan:
+    """What to do with one selected layer."""
+
+    selected: Selected
+    # tt_rank, rel_error, target_ratio, in_modes, out_modes for `convert`.
+    settings: dict
+    # TT-SVD truncations, for the progress bar.
+    steps: int
+
+    @property
+    def name(self) -> str:
+        return self.selected.name
+
+    @property
+    def layer(self):
+        return self.selected.layer
+
+    @property
+    def converter(self):
+        return self.selected.node.converter
+
+
+def rank_for_ratio(name, rows, cols, in_modes, out_modes, target_ratio) -> int:
+    """The largest uniform TT-rank compressing a kernel >= ``target_ratio``.
+
+    Raises a ValueError naming the kernel when even rank 1 does not.
+    """
+    dense = rows * cols
+    limits = modes_lib.max_tt_ranks(in_modes, out_modes)
+    best = None
+    for rank in range(1, max(limits) + 1):
+        layout = modes_lib.resolve_layout(
+            rows, cols, rank, in_modes, out_modes, warn=False
+        )
+        if dense / layout.num_params < target_ratio:
+            break
+        best = rank
+    if best is None:
+        layout = modes_lib.resolve_layout(
+            rows, cols, 1, in_modes, out_modes, warn=False
+        )
+        raise ValueError(
+            f"Received an invalid value for `target_ratio`: layer '{name}' "
+            f"({rows}x{cols}, modes {layout.in_modes} x {layout.out_modes}) "
+            f"is compressed at most {dense / layout.num_params:.1f}x (at "
+            f"TT-rank 1). Received: target_ratio={target_ratio!r}"
+        )
+    return best
+
+
+def plan(selected: Selected, tt_rank, rel_error, target_ratio, modes) -> Plan:
+    """Resolve and check the settings of one selected layer."""
+    name, layer = selected.name, selected.layer
+    converter = selected.node.converter
+    converter.check(layer)
+    settings = dict(selected.settings)
+    if "tt_rank" in settings or "target_ratio" in settings:
+        layer_rank = settings.get("tt_rank")
+        layer_ratio = settings.get("target_ratio")
+    else:
+        layer_rank, layer_ratio = tt_rank, target_ratio
+    layer_error = settings.get("rel_error", rel_error)
+    if layer_rank is None and layer_error is None and layer_ratio is None:
+        raise ValueError(
+            f"No TT-ranks for layer '{name}': pass `tt_rank`, `rel_error` or "
+            "`target_ratio`, to `tensorize` or in the layer's settings. "
+            "Received: tt_rank=None, rel_error=None, target_ratio=None"
+        )
+    if isinstance(modes, dict):
+        layer_modes = modes.get(name, modes.get(layer.name))
+    else:
+        layer_modes = modes
+    in_modes = settings.get("in_modes")
+    out_modes = settings.get("out_modes")
+    if layer_modes is not None and in_modes is None and out_modes is None:
+        in_modes, out_modes = layer_modes
+
+    kernels = converter.kernels(layer)
+    steps = 0
+    ranks = []
+    for sub_name, rows, cols in kernels:
+        where = f"{name}/{sub_name}" if sub_name else name
+        try:
+            layout = modes_lib.resolve_layout(
+                rows, cols, None, in_modes, out_modes
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"Layer '{where}' ({rows}x{cols}): {error}"
+            ) from None
+        steps += max(1, layout.num_cores - 1)
+        kernel_rank = layer_rank
+        if layer_ratio is not None:
+            kernel_rank = rank_for_ratio(
+                where,
+                rows,
+                cols,
+                layout.in_modes,
+                layout.out_modes,
+                layer_ratio,
+            )
+            ranks.append(kernel_rank)
+        if kernel_rank is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    modes_lib.resolve_tt_ranks(
+                        kernel_rank, layout.in_modes, layout.out_modes
+                    )
+                except ValueError as error:
+                    raise ValueError(
+                        f"Layer '{where}' ({rows}x{cols}): {error}"
+                    ) from None
+    if layer_ratio is not None and len(kernels) == 1:
+        layer_rank = ranks[0]
+    return Plan(
+        selected,
+        {
+            "tt_rank": layer_rank,
+            "rel_error": layer_error,
+            "target_ratio": layer_ratio,
+            "in_modes": in_modes,
+            "out_modes": out_modes,
+        },
+        max(1, steps),
+    )
