@@ -23,10 +23,11 @@ import importlib
 _LAZY = {
     "TTDense": "keras_tt.tf_keras.layers",
     "dense_to_tt_dense": "keras_tt.tf_keras.layers",
-    "tensorize": "keras_tt.tf_keras.tensorize",
-    "model_report": "keras_tt.tf_keras.tensorize",
+    "tensorize": "keras_tt.tf_keras._tensorize",
+    "model_report": "keras_tt.tf_keras._tensorize",
     "TTDenseQuantizeConfig": "keras_tt.tf_keras.quantization",
     "quantize_model": "keras_tt.tf_keras.quantization",
+    "quantize_scope": "keras_tt.tf_keras.quantization",
     "register_tfmot": "keras_tt.tf_keras._tfmot",
     "strip_pruning": "keras_tt.tf_keras.export",
     "strip_clustering": "keras_tt.tf_keras.export",

@@ -166,3 +166,24 @@ def quantize_model(model, quantized_layer_name_prefix="quant_"):
     return tfmot.quantization.keras.quantize_model(
         model, quantized_layer_name_prefix=quantized_layer_name_prefix
     )
+
+
+def quantize_scope(*args):
+    """``tfmot.quantization.keras.quantize_scope`` that knows the TT layers.
+
+    Load a saved QAT model inside it: QAT wrappers deserialise the layers
+    they wrap by class name, which the registration alone does not cover
+    for HDF5 files.
+
+    ```python
+    with keras_tt.tf_keras.quantize_scope():
+        model = tf_keras.models.load_model("qat.h5")
+    ```
+    """
+    objects = {
+        "TTDense": TTDense,
+        "TTDenseQuantizeConfig": TTDenseQuantizeConfig,
+    }
+    for extra in args:
+        objects.update(extra)
+    return tfmot.quantization.keras.quantize_scope(objects)
