@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import warnings
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -130,19 +131,38 @@ class TTDecomposition(Sequence):
 # --------------------------------------------------------------- arguments
 
 
-def _check_max_rank(max_rank, num_cores):
+def _rank_cap(tt_rank, max_rank):
+    """``(cap, argument name)``: ``tt_rank`` or its former ``max_rank``."""
+    if max_rank is None:
+        return tt_rank, "tt_rank"
+    if tt_rank is not None:
+        raise ValueError(
+            "Received both `tt_rank` and `max_rank`, which is its former "
+            f"name; pass `tt_rank` only. Received: tt_rank={tt_rank!r}, "
+            f"max_rank={max_rank!r}"
+        )
+    warnings.warn(
+        "`max_rank` is now called `tt_rank`, as in `TTDense` and "
+        "`tensorize`; `max_rank` will be removed in a future release.",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    return max_rank, "max_rank"
+
+
+def _check_max_rank(max_rank, name, num_cores):
     """``None``, or the ``d - 1`` inner rank caps as a tuple."""
     if max_rank is None:
         return None
-    modes_lib.check_tt_rank_argument(max_rank, "max_rank")
+    modes_lib.check_tt_rank_argument(max_rank, name)
     if modes_lib.is_positive_int(max_rank):
         return (int(max_rank),) * (num_cores - 1)
     caps = tuple(int(r) for r in max_rank)
     if len(caps) != num_cores - 1:
         raise ValueError(
-            "Received an invalid value for `max_rank`, expected one integer "
+            f"Received an invalid value for `{name}`, expected one integer "
             f"or a sequence of {num_cores - 1} inner ranks for {num_cores} "
-            f"cores. Received: max_rank={tuple(max_rank)!r}"
+            f"cores. Received: {name}={tuple(max_rank)!r}"
         )
     return caps
 
@@ -292,10 +312,12 @@ def tt_svd(
     matrix,
     in_modes: Sequence[int],
     out_modes: Sequence[int],
-    max_rank: int | Sequence[int] | None = None,
+    tt_rank: int | Sequence[int] | None = None,
     rel_error: float | None = None,
     method: str = "auto",
     callback: Callable[[int], None] | None = None,
+    *,
+    max_rank: int | Sequence[int] | None = None,
 ) -> TTDecomposition:
     """Decompose a dense matrix into TT-cores (Oseledets' TT-SVD).
 
@@ -308,7 +330,7 @@ def tt_svd(
     ``||matrix - full_matrix(cores)||_F <= eps * ||matrix||_F``, with the
     smallest ranks the sequential algorithm can use for it (each of the
     ``d - 1`` truncations discards at most ``eps / sqrt(d - 1)`` of the
-    norm). With ``max_rank``: no inner rank exceeds it (a rank also never
+    norm). With ``tt_rank``: no inner rank exceeds it (a rank also never
     exceeds the largest useful one, `keras_tt.max_tt_ranks`). With both: the
     ranks obey the caps and meet the error budget where the caps allow; the
     error achieved is always in ``result.rel_error``. With neither, the
@@ -331,8 +353,10 @@ def tt_svd(
         matrix: 2-D array-like of shape ``(prod(in_modes), prod(out_modes))``.
         in_modes: ``(n_1, ..., n_d)``, the row modes.
         out_modes: ``(m_1, ..., m_d)``, the column modes, same length.
-        max_rank: optional positive integer capping every inner rank, or a
-            sequence of ``d - 1`` caps.
+        tt_rank: optional positive integer capping every inner rank, or a
+            sequence of ``d - 1`` caps (the meaning `tt_rank` has in
+            `keras_tt.tensorize`). ``max_rank``, its former name, is still
+            accepted as a keyword with a `DeprecationWarning`.
         rel_error: optional relative Frobenius error budget, strictly
             between 0 and 1.
         method: ``"auto"``, ``"svd"`` or ``"gram"``: how each unfolding is
@@ -346,7 +370,7 @@ def tt_svd(
 
     Raises:
         ValueError: for a matrix that is not 2-D, contains NaN or Inf, or
-            does not match the modes, and for bad ``max_rank`` or
+            does not match the modes, and for bad ``tt_rank`` or
             ``rel_error``.
 
     Example:
@@ -362,7 +386,7 @@ def tt_svd(
     >>> small = tt_svd(w, (3, 4), (4, 5), rel_error=0.5)
     >>> small.rel_error <= 0.5
     True
-    >>> tt_svd(w, (3, 4), (4, 5), max_rank=2).ranks
+    >>> tt_svd(w, (3, 4), (4, 5), tt_rank=2).ranks
     (1, 2, 1)
     """
     matrix = _as_float_array(matrix, "matrix")
@@ -373,7 +397,7 @@ def tt_svd(
         )
     in_modes, out_modes = _check_matrix_modes(matrix.shape, in_modes, out_modes)
     num_cores = len(in_modes)
-    caps = _check_max_rank(max_rank, num_cores)
+    caps = _check_max_rank(*_rank_cap(tt_rank, max_rank), num_cores)
     eps = check_rel_error(rel_error)
     if method not in ("auto", "svd", "gram"):
         raise ValueError(
@@ -424,8 +448,10 @@ def _sum_of_squares(array) -> float:
 
 def tt_round(
     cores: Sequence,
-    max_rank: int | Sequence[int] | None = None,
+    tt_rank: int | Sequence[int] | None = None,
     rel_error: float | None = None,
+    *,
+    max_rank: int | Sequence[int] | None = None,
 ) -> TTDecomposition:
     """Re-truncate TT-cores to lower TT-ranks (Oseledets' TT-rounding).
 
@@ -433,14 +459,16 @@ def tt_round(
     to left, then truncated by SVDs from left to right. The guarantees are
     those of `tt_svd`, relative to the matrix ``W`` the input cores stand
     for: with ``rel_error=eps``,
-    ``||W - full_matrix(result)||_F <= eps * ||W||_F``; with ``max_rank``,
+    ``||W - full_matrix(result)||_F <= eps * ||W||_F``; with ``tt_rank``,
     no inner rank exceeds it. ``W`` itself is never formed.
 
     Args:
         cores: sequence of ``d`` cores (NumPy arrays, tensors or Keras
             variables), core ``k`` of shape ``(r_{k-1}, n_k, m_k, r_k)``.
-        max_rank: optional positive integer capping every inner rank, or a
-            sequence of ``d - 1`` caps.
+        tt_rank: optional positive integer capping every inner rank, or a
+            sequence of ``d - 1`` caps (the meaning `tt_rank` has in
+            `keras_tt.tensorize`). ``max_rank``, its former name, is still
+            accepted as a keyword with a `DeprecationWarning`.
         rel_error: optional relative Frobenius error budget, strictly
             between 0 and 1.
 
@@ -452,8 +480,8 @@ def tt_round(
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> a = tt_svd(rng.normal(size=(16, 16)), (4, 4), (4, 4), max_rank=3)
-    >>> b = tt_svd(rng.normal(size=(16, 16)), (4, 4), (4, 4), max_rank=3)
+    >>> a = tt_svd(rng.normal(size=(16, 16)), (4, 4), (4, 4), tt_rank=3)
+    >>> b = tt_svd(rng.normal(size=(16, 16)), (4, 4), (4, 4), tt_rank=3)
     >>> both = [np.concatenate([a[0], b[0]], axis=3),
     ...         np.concatenate([a[1], b[1]], axis=0)]   # the sum a + b, rank 6
     >>> rounded = tt_round(both, rel_error=1e-6)
@@ -461,7 +489,7 @@ def tt_round(
     (1, 6, 1)
     >>> bool(np.allclose(full_matrix(rounded), full_matrix(a) + full_matrix(b)))
     True
-    >>> tt_round(both, max_rank=2).ranks
+    >>> tt_round(both, tt_rank=2).ranks
     (1, 2, 1)
     """
     arrays = [
@@ -471,7 +499,7 @@ def tt_round(
     dtype = np.result_type(*arrays)
     arrays = [a.astype(dtype, copy=False) for a in arrays]
     num_cores = len(arrays)
-    caps = _check_max_rank(max_rank, num_cores)
+    caps = _check_max_rank(*_rank_cap(tt_rank, max_rank), num_cores)
     eps = check_rel_error(rel_error)
 
     # Right-orthogonalise: cores 1..d-1 get orthonormal rows when unfolded as

@@ -65,7 +65,7 @@ def test_known_rank_tt_matrix_is_recovered(
     matrix = full_matrix(cores).astype(dtype)
     tol = 1e-4 if dtype == np.float32 else 1e-10
 
-    by_rank = tt_svd(matrix, in_modes, out_modes, max_rank=rank)
+    by_rank = tt_svd(matrix, in_modes, out_modes, tt_rank=rank)
     assert by_rank.ranks == ranks
     assert relative_error(matrix, by_rank) < tol
     assert all(c.dtype == dtype for c in by_rank)
@@ -79,7 +79,7 @@ def test_known_rank_tt_matrix_is_recovered(
 def test_methods_agree_and_recover_exactly(method, rng):
     cores, ranks = random_tt(rng, (8, 4, 4), (8, 4, 2), 3)
     matrix = full_matrix(cores)
-    result = tt_svd(matrix, (8, 4, 4), (8, 4, 2), max_rank=3, method=method)
+    result = tt_svd(matrix, (8, 4, 4), (8, 4, 2), tt_rank=3, method=method)
     assert result.ranks == ranks
     assert relative_error(matrix, result) < 1e-10
 
@@ -94,7 +94,7 @@ def test_without_truncation_the_decomposition_is_exact(rng):
 
 def test_single_core_is_the_matrix(rng):
     matrix = rng.normal(size=(6, 7))
-    result = tt_svd(matrix, (6,), (7,), max_rank=1, rel_error=0.1)
+    result = tt_svd(matrix, (6,), (7,), tt_rank=1, rel_error=0.1)
     assert [c.shape for c in result] == [(1, 6, 7, 1)]
     np.testing.assert_array_equal(result[0][0, :, :, 0], matrix)
     assert result.rel_error == 0.0
@@ -176,7 +176,7 @@ def test_two_cores_use_the_smallest_rank_eckart_young(eps, rng):
 def test_rank_caps_are_respected(max_rank, rng):
     matrix = rng.normal(size=(48, 36))
     in_modes, out_modes = (2, 3, 2, 4), (3, 2, 3, 2)
-    result = tt_svd(matrix, in_modes, out_modes, max_rank=max_rank)
+    result = tt_svd(matrix, in_modes, out_modes, tt_rank=max_rank)
     caps = (max_rank,) * 3 if isinstance(max_rank, int) else max_rank
     limits = max_tt_ranks(in_modes, out_modes)
     assert result.ranks == (
@@ -193,7 +193,7 @@ def test_rank_cap_and_rel_error_together(rng):
     matrix = rng.normal(size=(48, 36))
     in_modes, out_modes = (2, 3, 2, 4), (3, 2, 3, 2)
     loose = tt_svd(matrix, in_modes, out_modes, rel_error=0.1)
-    capped = tt_svd(matrix, in_modes, out_modes, max_rank=3, rel_error=0.1)
+    capped = tt_svd(matrix, in_modes, out_modes, tt_rank=3, rel_error=0.1)
     assert max(capped.ranks) <= 3
     assert all(c <= l for c, l in zip(capped.ranks, loose.ranks))
     # A random matrix cannot reach 10% error at rank 3; the error is reported.
@@ -202,12 +202,12 @@ def test_rank_cap_and_rel_error_together(rng):
         relative_error(matrix, capped), rel=1e-6
     )
     # A cap above what the budget needs changes nothing.
-    generous = tt_svd(matrix, in_modes, out_modes, max_rank=1000, rel_error=0.1)
+    generous = tt_svd(matrix, in_modes, out_modes, tt_rank=1000, rel_error=0.1)
     assert generous.ranks == loose.ranks
 
 
 def test_result_is_a_sequence_of_cores(rng):
-    result = tt_svd(rng.normal(size=(8, 9)), (2, 4), (3, 3), max_rank=2)
+    result = tt_svd(rng.normal(size=(8, 9)), (2, 4), (3, 3), tt_rank=2)
     assert isinstance(result, TTDecomposition)
     assert len(result) == 2 and len(list(result)) == 2
     assert result.num_params == 1 * 2 * 3 * 2 + 2 * 4 * 3 * 1
@@ -271,8 +271,8 @@ def test_round_respects_rank_caps_and_matches_tt_svd(rng):
     matrix = rng.normal(size=(48, 36))
     in_modes, out_modes = (2, 3, 2, 4), (3, 2, 3, 2)
     full = tt_svd(matrix, in_modes, out_modes)
-    rounded = tt_round(full, max_rank=4)
-    direct = tt_svd(matrix, in_modes, out_modes, max_rank=4)
+    rounded = tt_round(full, tt_rank=4)
+    direct = tt_svd(matrix, in_modes, out_modes, tt_rank=4)
     assert rounded.ranks == direct.ranks == (1, 4, 4, 4, 1)
     # Both are the same quasi-optimal truncation of the same matrix.
     np.testing.assert_allclose(
@@ -285,7 +285,7 @@ def test_round_accepts_keras_variables(rng):
 
     cores, _ = random_tt(rng, (2, 3), (3, 2), 2)
     variables = [keras.Variable(c.astype(np.float32)) for c in cores]
-    rounded = tt_round(variables, max_rank=2)
+    rounded = tt_round(variables, tt_rank=2)
     np.testing.assert_allclose(
         full_matrix(rounded), full_matrix(cores), rtol=1e-4, atol=1e-4
     )
@@ -303,34 +303,34 @@ def test_nan_or_inf_raise(bad, rng):
     cores, _ = random_tt(rng, (2, 4), (4, 2), 2)
     cores[1][0, 0, 0, 0] = bad
     with pytest.raises(ValueError, match=r"`cores\[1\]`, expected finite"):
-        tt_round(cores, max_rank=1)
+        tt_round(cores, tt_rank=1)
 
 
 @pytest.mark.parametrize(
-    "max_rank, shown",
+    "tt_rank, shown",
     [
-        (0, "max_rank=0"),
-        (-2, "max_rank=-2"),
-        (1.5, "max_rank=1.5"),
-        ("4", "max_rank='4'"),
-        (True, "max_rank=True"),
-        ((2, 0), r"max_rank=\(2, 0\)"),
+        (0, "tt_rank=0"),
+        (-2, "tt_rank=-2"),
+        (1.5, "tt_rank=1.5"),
+        ("4", "tt_rank='4'"),
+        (True, "tt_rank=True"),
+        ((2, 0), r"tt_rank=\(2, 0\)"),
     ],
 )
-def test_bad_max_rank(max_rank, shown, rng):
+def test_bad_tt_rank(tt_rank, shown, rng):
     with pytest.raises(
-        ValueError, match=r"invalid value for `max_rank`.*" + shown
+        ValueError, match=r"invalid value for `tt_rank`.*" + shown
     ):
-        tt_svd(rng.normal(size=(8, 9)), (2, 2, 2), (3, 3, 1), max_rank=max_rank)
+        tt_svd(rng.normal(size=(8, 9)), (2, 2, 2), (3, 3, 1), tt_rank=tt_rank)
 
 
 def test_max_rank_sequence_of_wrong_length(rng):
     with pytest.raises(
         ValueError,
         match=r"expected one integer or a sequence "
-        r"of 2 inner ranks for 3 cores.*max_rank=\(2,\)",
+        r"of 2 inner ranks for 3 cores.*tt_rank=\(2,\)",
     ):
-        tt_svd(rng.normal(size=(8, 9)), (2, 2, 2), (3, 3, 1), max_rank=(2,))
+        tt_svd(rng.normal(size=(8, 9)), (2, 2, 2), (3, 3, 1), tt_rank=(2,))
 
 
 @pytest.mark.parametrize(
@@ -367,4 +367,20 @@ def test_bad_shapes_and_modes(rng):
     with pytest.raises(ValueError, match="real numeric array"):
         tt_svd(np.array([["a", "b"]]), (1,), (2,))
     with pytest.raises(ValueError, match="expected at least one core"):
-        tt_round([], max_rank=1)
+        tt_round([], tt_rank=1)
+
+
+def test_max_rank_is_the_deprecated_name_of_tt_rank(rng):
+    matrix = rng.normal(size=(16, 16))
+    with pytest.warns(DeprecationWarning, match="now called `tt_rank`"):
+        old = tt_svd(matrix, (4, 4), (4, 4), max_rank=2)
+    new = tt_svd(matrix, (4, 4), (4, 4), tt_rank=2)
+    assert old.ranks == new.ranks == (1, 2, 1)
+    np.testing.assert_array_equal(full_matrix(old), full_matrix(new))
+    with pytest.warns(DeprecationWarning):
+        assert tt_round(new, max_rank=1).ranks == (1, 1, 1)
+    with pytest.raises(ValueError, match="both `tt_rank` and `max_rank`"):
+        tt_svd(matrix, (4, 4), (4, 4), tt_rank=2, max_rank=2)
+    with pytest.raises(ValueError, match=r"`max_rank`.*max_rank=0"):
+        with pytest.warns(DeprecationWarning):
+            tt_svd(matrix, (4, 4), (4, 4), max_rank=0)
