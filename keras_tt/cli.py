@@ -72,6 +72,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    if text.strip() == "0":
+        return 0
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, received {text!r}"
+        ) from None
+
+
 def _layer_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -139,10 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tensorize.add_argument(
         "--min-params",
-        type=_positive_int,
+        type=_non_negative_int,
         default=None,
         help="without --layers, replace Dense layers with at least this many "
-        "kernel parameters (default: keras_tt.tensorize's, 128 x 128)",
+        "kernel parameters (default: the DEFAULT_MIN_PARAMS of "
+        "keras_tt.tensorize)",
     )
     tensorize.add_argument(
         "--quiet", action="store_true", help="no progress bar"

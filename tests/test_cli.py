@@ -110,6 +110,8 @@ def test_export_then_inspect_tflite(tmp_path, capsys):
     [
         (["--tt-rank", "0"], "expected a positive integer, received '0'"),
         (["--layers", " , "], "expected comma-separated layer names"),
+        (["--min-params", "-1"], "expected a non-negative integer"),
+        (["--tt-rank", "2.5"], "expected a positive integer"),
     ],
 )
 def test_bad_arguments_exit_with_usage_error(
@@ -492,3 +494,13 @@ def test_min_params_defaults_to_the_library_constant(tmp_path, capsys):
     assert "at_threshold" in printed and "below_threshold" not in printed
     layers = keras.saving.load_model(out).layers
     assert [type(layer).__name__ for layer in layers] == ["TTDense", "Dense"]
+
+
+def test_min_params_zero_replaces_every_dense_layer(
+    dense_model_path, tmp_path, capsys
+):
+    out = tmp_path / "tt.keras"
+    argv = ["tensorize", str(dense_model_path), str(out), "--tt-rank", "2"]
+    assert main([*argv, "--min-params", "0", "--quiet"]) == 0
+    layers = keras.saving.load_model(out).layers
+    assert [type(layer).__name__ for layer in layers[1:]] == ["TTDense"] * 2
