@@ -30,6 +30,7 @@ from keras_tt.initializers import TTVarianceScaling
 from keras_tt.layers import TTDense
 from keras_tt.layers import TTEinsumDense
 from keras_tt.layers import TTEmbedding
+from keras_tt.layers import TTMultiHeadAttention
 from keras_tt.modes import auto_modes
 from keras_tt.modes import max_tt_ranks
 from keras_tt.report import CompressionReport
@@ -45,6 +46,7 @@ __all__ = [
     "TTDense",
     "TTEinsumDense",
     "TTEmbedding",
+    "TTMultiHeadAttention",
     "TTVarianceScaling",
     "auto_modes",
     "contraction_plan",

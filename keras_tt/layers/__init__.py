@@ -1,8 +1,15 @@
 """Keras layers with TT-matrix weights."""
 
 from keras_tt.layers.low_rank_dense import LowRankDense
+from keras_tt.layers.tt_attention import TTMultiHeadAttention
 from keras_tt.layers.tt_dense import TTDense
 from keras_tt.layers.tt_einsum_dense import TTEinsumDense
 from keras_tt.layers.tt_embedding import TTEmbedding
 
-__all__ = ["LowRankDense", "TTDense", "TTEmbedding"]
+__all__ = [
+    "LowRankDense",
+    "TTDense",
+    "TTEinsumDense",
+    "TTEmbedding",
+    "TTMultiHeadAttention",
+]

@@ -246,7 +246,7 @@ def _has_candidate_below(node: Node) -> bool:
 
 
 def _kinds() -> str:
-    return ", ".join(c.kind for c in registered_converters())
+    return ", ".join(c.kind for c in reversed(registered_converters()))
 
 
 def select(model, nodes, layers, min_params):
