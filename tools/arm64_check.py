@@ -223,6 +223,7 @@ def main(argv=None):
     parser.add_argument("--work", default=None)
     args = parser.parse_args(argv)
     work = args.work or tempfile.mkdtemp(prefix="keras_tt_arm64_check.")
+    os.makedirs(work, exist_ok=True)
 
     # 1. Inputs and references, per file.
     items, facts = [], {}
@@ -256,7 +257,7 @@ def main(argv=None):
             "name": os.path.basename(path),
             "keras": keras_outputs,
             "quantised": quantised,
-            "mode": mode or ("quantised" if quantised else "float32"),
+            "mode": mode or ("quant." if quantised else "float32"),
             "min_runtime_version": min_version,
             "size": os.path.getsize(path),
         }
@@ -317,9 +318,14 @@ def main(argv=None):
                 if not record["ok"]:
                     error = " ".join(record.get("error", "no result").split())
                     if current:
+                        also = (
+                            "; it runs on x86-64"
+                            if x86_record["ok"]
+                            else "; it fails on x86-64 too"
+                        )
                         failures.append(
                             f"{label}: {name} {engine} did not run on "
-                            f"aarch64: {error}"
+                            f"aarch64: {error}{also}"
                         )
                     else:
                         notes.setdefault((name, engine, error), []).append(

@@ -23,7 +23,8 @@
 #     the host's x86 ones crash it. They describe a Cortex-A76, the core that
 #     qemu emulates (-cpu cortex-a76); `-cpu max` advertises SME, on which
 #     XNNPACK's int8 kernels gave wrong results, so a real core is pinned.
-# Later runs reuse the cache. Each .tflite FILE may have FILE.npz beside it
+# Later runs reuse the cache. KERAS_TT_ARM64_KEEP=1 keeps the exported files
+# and all outputs (in a temporary folder it names). Each .tflite FILE may have FILE.npz beside it
 # (inputs and Keras outputs, written by tools/export_arm64_set.py); see
 # tools/arm64_check.py for what is compared and the tolerances.
 set -euo pipefail
@@ -218,18 +219,22 @@ while IFS='|' read -r name _; do
     if [[ $CURRENT_ONLY == 1 ]]; then break; fi
 done < <(runtime_specs)
 
-WORK=""
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/keras_tt_arm64.XXXXXX")"
 cleanup() {
-    if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
+    if [[ -n ${KERAS_TT_ARM64_KEEP:-} ]]; then
+        log "kept the exported files and outputs in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
 }
 trap cleanup EXIT
 if [[ $EXPORTS == 1 ]]; then
-    WORK="$(mktemp -d "${TMPDIR:-/tmp}/keras_tt_arm64.XXXXXX")"
-    log "exporting the representative set into $WORK"
+    log "exporting the representative set into $WORK/exports"
+    mkdir -p "$WORK/exports"
     T=$SECONDS
-    "$PYTHON" "$ROOT/tools/export_arm64_set.py" "$WORK"
+    "$PYTHON" "$ROOT/tools/export_arm64_set.py" "$WORK/exports"
     log "export done in $((SECONDS - T)) s"
-    while IFS= read -r f; do FILES+=("$f"); done < <(ls "$WORK"/*.tflite)
+    while IFS= read -r f; do FILES+=("$f"); done < <(ls "$WORK"/exports/*.tflite)
 fi
 
 T=$SECONDS
@@ -237,6 +242,7 @@ status=0
 "$PYTHON" "$ROOT/tools/arm64_check.py" \
     --qemu "qemu-aarch64-static -cpu $QEMU_CPU -L $SYSROOT" \
     --guest-python "$GUEST_PY" \
+    --work "$WORK/check" \
     "${RUNTIMES[@]/#/--runtime=}" \
     "${FILES[@]}" || status=$?
 log "checks done in $((SECONDS - T)) s; total $((SECONDS - START)) s"
