@@ -657,3 +657,22 @@ def test_export_on_another_backend_says_it_needs_tensorflow(tmp_path):
     assert "Current backend: 'jax'" in result.stdout
     assert path.read_bytes() == b"previous file"
     assert os.listdir(tmp_path) == ["m.tflite"]
+
+
+def test_export_stores_the_tt_cores_not_a_merged_kernel(tmp_path):
+    # A layer whose dense kernel (1024 x 1024) Keras may rebuild when that
+    # is faster; the file must hold the cores.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((1024,)),
+            keras_tt.TTDense(
+                1024, 8, in_modes=(4, 8, 8, 4), out_modes=(4, 8, 8, 4)
+            ),
+        ]
+    )
+    layer = model.layers[0]
+    largest_core = max(int(np.prod(c.shape)) for c in layer.cores)
+    report = export_tflite(model, tmp_path / "m.tflite", verbose=False)
+    assert max(w.size for w in report.info.weights) <= largest_core
+    assert report.file_size < 100_000  # the dense kernel alone is 4 MiB

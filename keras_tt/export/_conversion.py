@@ -8,6 +8,7 @@ Flex (TF ops) delegate. TensorFlow is imported inside the functions only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 
@@ -22,6 +23,18 @@ def input_specs(inputs, batch_size):
         tf.TensorSpec((batch_size,) + i.shape, i.dtype, name=i.name)
         for i in inputs
     ]
+
+
+def _chain_contraction():
+    """Trace TT layers as the chain of one op per core.
+
+    Any plan that merges cores would fold the merged (larger) weights into
+    the file as constants; the chain keeps the file as small as the cores.
+    """
+    from keras_tt import contraction
+
+    scope = getattr(contraction, "contraction_scope", None)
+    return scope("chain") if scope else contextlib.nullcontext()
 
 
 class _DropMessage(logging.Filter):
@@ -41,7 +54,8 @@ def make_converter(model, specs, quantization, batches, io_dtype):
     def serve(*inputs):
         return model(_input_data.pack(model, inputs), training=False)
 
-    concrete = serve.get_concrete_function()
+    with _chain_contraction():
+        concrete = serve.get_concrete_function()
     # Without a trackable object the converter freezes the variables into
     # constants, so MatMuls against them lower to FULLY_CONNECTED; with one,
     # they stay resource variables (VAR_HANDLE / READ_VARIABLE, BATCH_MATMUL)

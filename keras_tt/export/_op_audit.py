@@ -134,3 +134,23 @@ def check_full_integer(info) -> None:
             "`representative_data` holds real, varied inputs; no file was "
             "written."
         )
+
+
+# The converter's dynamic-range mode leaves smaller weight tensors float.
+DYNAMIC_RANGE_MIN_ELEMENTS = 1024
+
+
+def quantization_warnings(quantization, info) -> list[str]:
+    """What a quantised export did not quantise, in words."""
+    if quantization != "dynamic" or not info.weights:
+        return []
+    if info.quantized_weights:
+        return []
+    largest = max(w.size for w in info.weights)
+    return [
+        "the 'dynamic' export quantised nothing: every weight tensor has "
+        f"fewer than {DYNAMIC_RANGE_MIN_ELEMENTS:,} elements (the "
+        f"converter's cutoff; the largest has {largest:,}), so the file "
+        "computes and stores weights in float32 like a float32 export. Use "
+        "quantization='int8' (or 'float16') to shrink it."
+    ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from keras_tt.export import _input_data
+from keras_tt.export._compiled_model import NAME as COMPILED_MODEL
+from keras_tt.export._compiled_model import CompiledModelRunner
 from keras_tt.export.report import Comparison
 from keras_tt.export.report import VerificationError
 from keras_tt.export.runtime import TFLiteRunner
@@ -150,6 +152,25 @@ def compare(path, inputs, arrays, reference, batch_size, runtime):
         checks.append(Comparison(runtime, size, *errors(got, expected)))
     full = runner.predict(dict(zip(names, arrays)), batch_size=max(sizes))
     return checks, _as_list(full)
+
+
+def compare_compiled_model(path, info, inputs, arrays, reference, batch_size):
+    """Compare the ``CompiledModel`` API's outputs with Keras's.
+
+    The same batch sizes as `compare`; a resizable batch is resized with
+    ``resize_input_tensor``.
+    """
+    runner = CompiledModelRunner(path, info)
+    names = [i.name for i in inputs]
+    checks = []
+    for size in _sizes(len(arrays[0]), batch_size):
+        part = [np.resize(a, (size,) + a.shape[1:]) for a in arrays]
+        expected = [np.resize(r, (size,) + r.shape[1:]) for r in reference]
+        got = runner(dict(zip(names, part)), [e.shape for e in expected])
+        _check_shapes(got, expected, COMPILED_MODEL, size)
+        check_finite(got, f"LiteRT ({COMPILED_MODEL}, batch {size})")
+        checks.append(Comparison(COMPILED_MODEL, size, *errors(got, expected)))
+    return checks
 
 
 def _check_shapes(got, expected, runtime, size) -> None:

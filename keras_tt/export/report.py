@@ -54,8 +54,10 @@ class ExportReport:
         quantization: the export mode (``None`` for float32).
         info: `TFLiteInfo` of the file: size, ops and versions, minimum
             runtime version, inputs and outputs.
-        comparisons: one `Comparison` per runtime (XNNPACK delegate and
-            reference kernels) and batch size checked.
+        comparisons: one `Comparison` per runtime and batch size checked:
+            ``"xnnpack"`` and ``"reference"`` (the ``Interpreter`` with and
+            without its XNNPACK delegate) and ``"compiled_model"`` (the
+            ``CompiledModel`` API, CPU accelerator).
         tolerance: the relative error a float32 export must stay within
             (``None`` for quantised exports, whose error is reported only).
         num_samples: number of inputs compared with Keras.
@@ -64,6 +66,11 @@ class ExportReport:
             labels were given.
         tflite_accuracy: accuracy of the exported model (XNNPACK runtime)
             on the same samples.
+        warnings: what the export did not do as asked, for instance a
+            ``"dynamic"`` export that quantised no weight tensor.
+
+    `quantized_tensors` and `float_tensors` say, per weight tensor, what
+    the file actually stores as integers and what stays float.
     """
 
     path: str
@@ -75,6 +82,17 @@ class ExportReport:
     sample_source: str
     keras_accuracy: float | None = None
     tflite_accuracy: float | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def quantized_tensors(self) -> tuple[str, ...]:
+        """Weight tensors the file stores as integers (int8 and such)."""
+        return tuple(w.name for w in self.info.quantized_weights)
+
+    @property
+    def float_tensors(self) -> tuple[str, ...]:
+        """Weight tensors the file stores as float32 or float16."""
+        return tuple(w.name for w in self.info.float_weights)
 
     @property
     def file_size(self) -> int:
@@ -115,6 +133,7 @@ class ExportReport:
             f"Exported ({mode}): {self.path}",
             self.info.summary().split("\n", 1)[1],
         ]
+        lines.extend(self._weight_lines())
         batches = sorted({c.batch_size for c in self.comparisons})
         lines.append(
             f"Checked against Keras on {self.num_samples} samples "
@@ -122,7 +141,7 @@ class ExportReport:
         )
         for c in self.comparisons:
             lines.append(
-                f"  {c.runtime:9s} batch {c.batch_size:4d}: relative error "
+                f"  {c.runtime:14s} batch {c.batch_size:4d}: relative error "
                 f"{c.relative_error:.2e}, max abs error {c.max_abs_error:.2e}"
             )
         if self.tolerance is not None:
@@ -135,7 +154,23 @@ class ExportReport:
                 f"{100 * self.tflite_accuracy:.2f}% "
                 f"({100 * self.accuracy_change:+.2f} points)"
             )
+        lines.extend(f"WARNING: {w}" for w in self.warnings)
         return "\n".join(lines)
+
+    def _weight_lines(self, limit: int = 12) -> list[str]:
+        weights = self.info.weights
+        if not weights:
+            return []
+        quantized = self.info.quantized_weights
+        lines = [
+            f"Weights: {len(quantized)} of {len(weights)} tensors stored as "
+            "integers:"
+        ]
+        for w in weights[:limit]:
+            lines.append(f"  {w.dtype:8s} {w.size:10,d}  {w.name}")
+        if len(weights) > limit:
+            lines.append(f"  ... and {len(weights) - limit} more")
+        return lines
 
     def __str__(self) -> str:
         return self.summary()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 import zipfile
 from typing import Any
 
@@ -53,14 +54,17 @@ def export_tflite(
     verified, and moved to ``path`` only if verification passes. The user's
     model is not modified.
 
-    Verification loads the file in the LiteRT interpreter
+    Verification loads the file in the LiteRT ``Interpreter``
     (``ai_edge_litert``) with its default XNNPACK delegate and with the
-    reference kernels alone, checks that every op is a builtin, runs it at
-    batch 1 and, for a resizable batch, after resizing to a larger batch, and
-    compares with the Keras model's outputs. A float32 export must match
-    within ``tolerance`` (relative error, Frobenius norm of the difference
-    over that of the Keras outputs); for quantised exports the error (and,
-    with labels, the accuracy change) is reported.
+    reference kernels alone, and through the ``CompiledModel`` API (the
+    one Android apps use) on the CPU accelerator; it checks that every op
+    is a builtin (and, for ``"int8"``, that the file computes in int8),
+    runs it at batch 1 and, for a resizable batch, after resizing to a
+    larger batch, and compares with the Keras model's outputs. A float32
+    export must match within ``tolerance`` (relative error, Frobenius norm
+    of the difference over that of the Keras outputs); for quantised
+    exports the error (and, with labels, the accuracy change) is reported.
+    NaN or infinite outputs on either side fail verification.
 
     Args:
         model: a Keras model with known inputs (Functional or Sequential),
@@ -180,7 +184,8 @@ def export_tflite(
         if quantization == "int8":
             _op_audit.check_full_integer(info)
 
-        # 5. Run it in the interpreter and compare with Keras.
+        # 5. Run it in the Interpreter (XNNPACK, reference kernels) and
+        #    through the CompiledModel API; compare each with Keras.
         reference = _verification.keras_outputs(model, arrays)
         _verification.check_finite(reference, "Keras model's")
         comparisons, tflite_outputs = [], None
@@ -199,6 +204,19 @@ def export_tflite(
             comparisons.extend(checks)
             if tflite_outputs is None:
                 tflite_outputs = outputs
+        try:
+            comparisons.extend(
+                _verification.compare_compiled_model(
+                    temp_path, info, inputs, arrays, reference, batch_size
+                )
+            )
+        except (RuntimeError, ValueError) as error:
+            if isinstance(error, VerificationError):
+                raise
+            raise VerificationError(
+                "The exported model fails through LiteRT's CompiledModel "
+                f"API (CPU accelerator): {error}"
+            ) from error
         checked_tolerance = tolerance if quantization is None else None
         if checked_tolerance is not None:
             _verification.check_tolerance(comparisons, checked_tolerance)
@@ -213,6 +231,10 @@ def export_tflite(
         _files.remove_quietly(temp_path)
         raise
 
+    # 7. Report, with what was actually quantised.
+    notes = _op_audit.quantization_warnings(quantization, info)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
     report = ExportReport(
         path=path,
         quantization=quantization,
@@ -223,6 +245,7 @@ def export_tflite(
         sample_source=source,
         keras_accuracy=keras_accuracy,
         tflite_accuracy=tflite_accuracy,
+        warnings=tuple(notes),
     )
     if verbose:
         print(report.summary())
