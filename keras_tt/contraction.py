@@ -22,12 +22,24 @@ The chain is written for deployment as much as for speed:
 
 Both directions are implemented: left to right (first core first) and right
 to left. `contraction_plan` picks the one with fewer multiply-adds.
+
+Plans. A `TTPlan` may first merge runs of neighbouring cores into larger
+cores (batch-independent work on the weights only), then run the chain over
+the merged cores. Merging everything is the dense plan: rebuild the kernel,
+then one matrix product. `choose_plan` picks, for a batch size, the plan
+with the lowest cost under `plan_cost`, an explicit model of the time of
+each einsum (a fixed cost per op, multiply-adds, and elements read and
+written), never materialising a merged core above a memory budget.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import itertools
 import math
+import threading
 from collections.abc import Sequence
 
 import keras
@@ -55,11 +67,12 @@ class ContractionStep:
     squeeze_core_axes: tuple[int, ...]
 
 
-def _flops(in_modes, out_modes, ranks, direction) -> int:
-    """Multiply-adds per input row of one direction of the chain."""
+def _flops(in_modes, out_modes, ranks, direction, only=None) -> int:
+    """Multiply-adds per input row of one direction of the chain (of its
+    step for core ``only`` when given)."""
     d = len(in_modes)
     total = 0
-    for k in range(d):
+    for k in range(d) if only is None else (only,):
         if direction == LEFT_TO_RIGHT:
             rows = math.prod(out_modes[:k]) * math.prod(in_modes[k:])
             cols = out_modes[k]
@@ -197,7 +210,15 @@ def einsum(equation: str, *operands):
     return keras.ops.einsum(equation, *operands)
 
 
-def tt_matmul(x, cores, in_modes, out_modes, direction=None, after_step=None):
+def tt_matmul(
+    x,
+    cores,
+    in_modes,
+    out_modes,
+    direction=None,
+    after_step=None,
+    plan=None,
+):
     """``x @ W`` for a 2-D ``x`` of shape ``(batch, prod(in_modes))``.
 
     Runs on every Keras backend: reshapes and squeezes through `keras.ops`,
@@ -208,10 +229,13 @@ def tt_matmul(x, cores, in_modes, out_modes, direction=None, after_step=None):
         cores: ``d`` tensors, core ``k`` of shape ``(r_{k-1}, n_k, m_k, r_k)``.
         in_modes: ``(n_1, ..., n_d)``.
         out_modes: ``(m_1, ..., m_d)``.
-        direction: see `contraction_plan`.
+        direction: see `contraction_plan`; ignored when ``plan`` is given.
         after_step: optional callable ``(state, step) -> state`` applied to
-            the result of every einsum, e.g. to fake-quantize the
-            intermediate results for quantization-aware training.
+            the result of every einsum of the chain, e.g. to fake-quantize
+            the intermediate results for quantization-aware training.
+        plan: optional `TTPlan` (see `choose_plan`): the runs of cores to
+            merge first and the direction of the chain over the merged
+            cores. ``None`` runs the chain over the cores as they are.
 
     Returns:
         Tensor of shape ``(batch, m_1 * ... * m_d)``.
@@ -226,16 +250,415 @@ def tt_matmul(x, cores, in_modes, out_modes, direction=None, after_step=None):
     >>> y = tt_matmul(x, cores, (4, 8), (2, 5))
     >>> bool(np.allclose(keras.ops.convert_to_numpy(y), x @ full_matrix(cores)))
     True
+    >>> y = tt_matmul(x, cores, (4, 8), (2, 5), plan=TTPlan(((0, 2),)))
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(y), x @ full_matrix(cores)))
+    True
     """
     ops = keras.ops
+    groups = tuple((k, k + 1) for k in range(len(cores)))
     ranks = (1,) + tuple(int(c.shape[-1]) for c in cores)
+    if plan is not None:
+        plan = _check_plan(plan, len(cores))
+        direction, groups = plan.direction, plan.groups
+        in_modes = plan.merged_modes(in_modes)
+        out_modes = plan.merged_modes(out_modes)
+        ranks = (1,) + tuple(ranks[b] for _, b in groups)
     state = x
     for step in contraction_plan(in_modes, out_modes, ranks, direction):
-        core = cores[step.core_index]
-        if step.squeeze_core_axes:
-            core = ops.squeeze(core, axis=step.squeeze_core_axes)
-        state = ops.reshape(state, step.state_shape)
+        start, stop = groups[step.core_index]
+        if stop - start > 1:
+            # The merge's last reshape also drops the boundary ranks.
+            core = merge_cores(cores[start:stop], step.squeeze_core_axes)
+        elif step.squeeze_core_axes:
+            core = ops.squeeze(cores[start], axis=step.squeeze_core_axes)
+        else:
+            core = cores[start]
+        if not _has_shape(state, step.state_shape):
+            state = ops.reshape(state, step.state_shape)
         state = einsum(step.equation, state, core)
         if after_step is not None:
             state = after_step(state, step)
-    return ops.reshape(state, (-1, math.prod(out_modes)))
+    if not _has_shape(state, (-1, math.prod(out_modes))):
+        state = ops.reshape(state, (-1, math.prod(out_modes)))
+    return state
+
+
+def _has_shape(tensor, shape):
+    """Whether a ``(-1, width)`` reshape would leave ``tensor`` as it is."""
+    return (
+        len(shape) == 2
+        and shape[0] == -1
+        and len(tensor.shape) == 2
+        and tensor.shape[1] == shape[1]
+    )
+
+
+def merge_cores(cores, drop_axes=()):
+    """One core ``(r_0, n_1 ... n_k, m_1 ... m_k, r_k)`` for a run of cores.
+
+    Merged left to right, one einsum per core with every tensor at most
+    4-D; merging all the cores of a TT-matrix gives its full matrix as a
+    ``(1, N, M, 1)`` tensor. ``drop_axes`` lists axes of size 1 (the
+    boundary ranks) to leave out of the result.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_tt.tt_matrix import full_matrix
+    >>> rng = np.random.default_rng(0)
+    >>> cores = [rng.normal(size=(1, 4, 2, 3)), rng.normal(size=(3, 8, 5, 1))]
+    >>> merged = keras.ops.convert_to_numpy(merge_cores(cores))
+    >>> merged.shape
+    (1, 32, 10, 1)
+    >>> bool(np.allclose(merged[0, :, :, 0], full_matrix(cores)))
+    True
+    """
+    ops = keras.ops
+    merged = cores[0]
+    shape = tuple(int(v) for v in merged.shape)
+    for core in cores[1:]:
+        r_first, n_done, m_done, rank = shape
+        _, n, m, s = (int(v) for v in core.shape)
+        merged = einsum(
+            "apr,rnq->anpq",
+            ops.reshape(merged, (r_first * n_done, m_done, rank)),
+            ops.reshape(core, (rank, n, m * s)),
+        )
+        shape = (r_first, n_done * n, m_done * m, s)
+    if any(shape[axis] != 1 for axis in drop_axes):
+        raise ValueError(
+            "Received an invalid value for `drop_axes`, expected axes of "
+            f"size 1 of the merged shape {shape}. Received: "
+            f"drop_axes={drop_axes}"
+        )
+    kept = tuple(v for axis, v in enumerate(shape) if axis not in drop_axes)
+    return ops.reshape(merged, kept)
+
+
+def tt_kernel(cores):
+    """The ``(N, M)`` matrix the cores stand for, as a backend tensor."""
+    return merge_cores(cores, drop_axes=(0, 3))
+
+
+# ---------------------------------------------------------------- planning
+
+AUTO = "auto"
+CHAIN = "chain"
+DENSE = "dense"
+CONTRACTIONS = (AUTO, CHAIN, DENSE)
+
+# No plan materialises a merged core (the full kernel included) larger than
+# this many bytes: 16 MiB, a 2048 x 2048 float32 kernel. The 25088 x 4096
+# kernel of VGG-16's fc6 (411 MB in float32) is never rebuilt.
+DEFAULT_MEMORY_BUDGET = 16 * 2**20
+
+# Batch size assumed when the batch is not known while tracing (Keras's
+# `fit` traces its step with an unknown batch): Keras's default batch size.
+UNKNOWN_BATCH = 32
+
+# The cost model, in seconds: every einsum costs a fixed overhead plus its
+# multiply-adds plus the elements it reads and writes (the state's
+# rearrangement, not the arithmetic, dominates long chains). Least-squares
+# fit (relative error) to TensorFlow graph-mode timings of 92 plans of five
+# layers (the benchmark layers, 4^5 and 2^10 at rank 8, 32x32) at batch 1
+# and 100, one thread of a shared x86-64 CPU; rounded.
+OP_SECONDS = 5e-5
+MAC_SECONDS = 1e-10
+ELEMENT_SECONDS = 2e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class TTPlan:
+    """How to compute ``x @ W``: cores to merge, then a chain over them.
+
+    Attributes:
+        groups: the runs of neighbouring cores merged into one core each,
+            as ``(start, stop)`` index pairs covering ``0 .. d`` in order.
+            ``d`` runs of one core is the plain chain; one run of all the
+            cores is the dense plan (rebuild the kernel, then one matmul).
+        direction: ``"left_to_right"`` or ``"right_to_left"``, the order of
+            the chain over the merged cores.
+
+    Example:
+
+    >>> TTPlan(((0, 2), (2, 3)), "right_to_left").name
+    'merged 2+1, right_to_left'
+    >>> TTPlan(((0, 3),)).name
+    'dense'
+    """
+
+    groups: tuple[tuple[int, int], ...]
+    direction: str = LEFT_TO_RIGHT
+
+    @property
+    def is_chain(self) -> bool:
+        """Whether no cores are merged."""
+        return all(b - a == 1 for a, b in self.groups)
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether the whole kernel is rebuilt (and more than one core)."""
+        return len(self.groups) == 1 and self.groups[0][1] > 1
+
+    @property
+    def name(self) -> str:
+        if self.is_dense:
+            return DENSE
+        if self.is_chain:
+            return f"{CHAIN}, {self.direction}"
+        sizes = "+".join(str(b - a) for a, b in self.groups)
+        return f"merged {sizes}, {self.direction}"
+
+    def merged_modes(self, modes):
+        """Modes of the merged cores: products over each run."""
+        return tuple(math.prod(modes[a:b]) for a, b in self.groups)
+
+
+def _check_plan(plan, d):
+    stops = [0] + [b for _, b in getattr(plan, "groups", ())]
+    starts = [a for a, _ in getattr(plan, "groups", ())] + [d]
+    if (
+        not isinstance(plan, TTPlan)
+        or stops[-1] != d
+        or starts != stops[:-1] + [d]
+        or any(b <= a for a, b in plan.groups)
+        or plan.direction not in (LEFT_TO_RIGHT, RIGHT_TO_LEFT)
+    ):
+        raise ValueError(
+            "Received an invalid value for `plan`, expected a `TTPlan` whose "
+            f"groups cover cores 0..{d} in order. Received: plan={plan!r}"
+        )
+    return plan
+
+
+def _step_sizes(in_modes, out_modes, ranks, direction):
+    """Per einsum of the chain, in core order: (multiply-adds, elements of
+    the state read and written) per input row."""
+    sizes = []
+    for k in range(len(in_modes)):
+        if direction == LEFT_TO_RIGHT:
+            before = (
+                math.prod(out_modes[:k]) * math.prod(in_modes[k:]) * ranks[k]
+            )
+            after = (
+                math.prod(out_modes[: k + 1])
+                * math.prod(in_modes[k + 1 :])
+                * ranks[k + 1]
+            )
+        else:
+            before = (
+                math.prod(in_modes[: k + 1])
+                * math.prod(out_modes[k + 1 :])
+                * ranks[k + 1]
+            )
+            after = (
+                math.prod(in_modes[:k]) * math.prod(out_modes[k:]) * ranks[k]
+            )
+        macs = _flops(in_modes, out_modes, ranks, direction, only=k)
+        sizes.append((macs, before + after))
+    return sizes
+
+
+def _merge_sizes(in_modes, out_modes, ranks, start, stop):
+    """Per einsum merging cores ``start..stop``: (multiply-adds, elements
+    of the result)."""
+    sizes = []
+    n_done, m_done = in_modes[start], out_modes[start]
+    for k in range(start + 1, stop):
+        left = ranks[start] * n_done * m_done
+        n_done *= in_modes[k]
+        m_done *= out_modes[k]
+        macs = left * ranks[k] * in_modes[k] * out_modes[k] * ranks[k + 1]
+        sizes.append((macs, ranks[start] * n_done * m_done * ranks[k + 1]))
+    return sizes
+
+
+def merged_core_elements(in_modes, out_modes, ranks, plan) -> int:
+    """Elements of the largest tensor the plan's merges materialise."""
+    largest = 0
+    for a, b in plan.groups:
+        for _, elements in _merge_sizes(in_modes, out_modes, ranks, a, b):
+            largest = max(largest, elements)
+    return largest
+
+
+def plan_cost(in_modes, out_modes, ranks, plan, batch) -> float:
+    """Estimated seconds for one ``x @ W`` with ``batch`` rows.
+
+    Each einsum costs ``OP_SECONDS`` plus ``MAC_SECONDS`` per multiply-add
+    plus ``ELEMENT_SECONDS`` per element of the state it reads and writes.
+    Merging cores costs the same per einsum but does not grow with the
+    batch; the chain over the merged cores does.
+
+    Example:
+
+    >>> modes, ranks = (4, 8, 8, 4), (1, 8, 8, 8, 1)
+    >>> chain = TTPlan(((0, 1), (1, 2), (2, 3), (3, 4)))
+    >>> dense = TTPlan(((0, 4),))
+    >>> plan_cost(modes, modes, ranks, chain, 1) < plan_cost(
+    ...     modes, modes, ranks, dense, 1)
+    True
+    >>> plan_cost(modes, modes, ranks, chain, 1000) > plan_cost(
+    ...     modes, modes, ranks, dense, 1000)
+    True
+    """
+    total = 0.0
+    for a, b in plan.groups:
+        for macs, elements in _merge_sizes(in_modes, out_modes, ranks, a, b):
+            total += (
+                OP_SECONDS + MAC_SECONDS * macs + ELEMENT_SECONDS * elements
+            )
+    merged_ranks = (1,) + tuple(ranks[b] for _, b in plan.groups)
+    for macs, elements in _step_sizes(
+        plan.merged_modes(in_modes),
+        plan.merged_modes(out_modes),
+        merged_ranks,
+        plan.direction,
+    ):
+        total += OP_SECONDS + batch * (
+            MAC_SECONDS * macs + ELEMENT_SECONDS * elements
+        )
+    return total
+
+
+def _groupings(d):
+    """Every split of ``0..d`` into runs (all of them up to 12 cores)."""
+    if d <= 12:
+        for cuts in itertools.product((False, True), repeat=d - 1):
+            bounds = [0] + [k + 1 for k, cut in enumerate(cuts) if cut] + [d]
+            yield tuple(zip(bounds[:-1], bounds[1:]))
+        return
+    for size in range(1, d + 1):
+        bounds = list(range(0, d, size)) + [d]
+        yield tuple(zip(bounds[:-1], bounds[1:]))
+
+
+def _chain_plan(in_modes, out_modes, ranks):
+    d = len(in_modes)
+    direction = min(
+        (LEFT_TO_RIGHT, RIGHT_TO_LEFT),
+        key=lambda dr: _flops(in_modes, out_modes, ranks, dr),
+    )
+    return TTPlan(tuple((k, k + 1) for k in range(d)), direction)
+
+
+def check_contraction(contraction):
+    """``contraction`` if it is one of `CONTRACTIONS`, else a ValueError."""
+    if contraction not in CONTRACTIONS:
+        raise ValueError(
+            "Received an invalid value for `contraction`, expected one of "
+            f"{CONTRACTIONS}. Received: contraction={contraction!r}"
+        )
+    return contraction
+
+
+@functools.lru_cache(maxsize=1024)
+def _choose_plan_cached(in_modes, out_modes, ranks, batch, contraction, limit):
+    d = len(in_modes)
+    if contraction == CHAIN or d == 1:
+        return _chain_plan(in_modes, out_modes, ranks)
+    if contraction == DENSE:
+        plan = TTPlan(((0, d),))
+        elements = merged_core_elements(in_modes, out_modes, ranks, plan)
+        if elements > limit:
+            raise ValueError(
+                "Received an invalid value for `contraction`, expected a "
+                "plan whose rebuilt kernel fits the memory budget "
+                f"({limit:,} elements); this kernel needs {elements:,} "
+                "elements. Received: contraction='dense'"
+            )
+        return plan
+    batch = UNKNOWN_BATCH if batch is None else batch
+    best, best_cost = None, math.inf
+    for groups in _groupings(d):
+        for direction in (LEFT_TO_RIGHT, RIGHT_TO_LEFT):
+            plan = TTPlan(groups, direction)
+            if plan.is_dense and direction == RIGHT_TO_LEFT:
+                continue
+            if merged_core_elements(in_modes, out_modes, ranks, plan) > limit:
+                continue
+            cost = plan_cost(in_modes, out_modes, ranks, plan, batch)
+            if cost < best_cost:
+                best, best_cost = plan, cost
+    return best
+
+
+def choose_plan(
+    in_modes,
+    out_modes,
+    ranks,
+    batch=None,
+    contraction=AUTO,
+    itemsize=4,
+    memory_budget=DEFAULT_MEMORY_BUDGET,
+) -> TTPlan:
+    """The plan `tt_matmul` should run for these shapes and batch size.
+
+    Args:
+        in_modes, out_modes, ranks: the TT-matrix's shapes.
+        batch: number of rows of ``x``, or ``None`` when unknown (then
+            `UNKNOWN_BATCH` is assumed).
+        contraction: ``"auto"`` for the plan of least `plan_cost` among every
+            way of merging neighbouring cores (both chain directions) that
+            fits the memory budget; ``"chain"`` for the plain chain in the
+            direction with fewer multiply-adds (what export uses);
+            ``"dense"`` to rebuild the kernel and do one matrix product.
+        itemsize: bytes per element of the cores.
+        memory_budget: largest merged tensor allowed, in bytes.
+
+    Returns:
+        A `TTPlan`.
+
+    Example:
+
+    >>> choose_plan((32, 32), (32, 32), (1, 32, 1), batch=1).name
+    'chain, left_to_right'
+    >>> choose_plan((32, 32), (32, 32), (1, 32, 1), batch=1000).name
+    'dense'
+    >>> modes, ranks = (4, 8, 8, 4), (1, 8, 8, 8, 1)
+    >>> choose_plan(modes, modes, ranks, batch=100).name
+    'merged 2+2, left_to_right'
+    >>> choose_plan(modes, modes, ranks, contraction="chain").name
+    'chain, left_to_right'
+    >>> choose_plan((2, 7, 8, 8, 7, 4), (4,) * 6, (1,) + (4,) * 5 + (1,),
+    ...             batch=100).is_dense  # 411 MB: over the budget
+    False
+    """
+    scoped = getattr(_SCOPE, "contraction", None)
+    contraction = check_contraction(scoped or contraction)
+    limit = int(memory_budget) // int(itemsize)
+    return _choose_plan_cached(
+        tuple(int(n) for n in in_modes),
+        tuple(int(m) for m in out_modes),
+        tuple(int(r) for r in ranks),
+        None if batch is None else int(batch),
+        contraction,
+        limit,
+    )
+
+
+_SCOPE = threading.local()
+
+
+@contextlib.contextmanager
+def contraction_scope(contraction):
+    """Force a contraction (``"auto"``, ``"chain"`` or ``"dense"``) on every
+    `choose_plan` call in this thread, whatever the layers ask for.
+
+    Export traces models inside ``contraction_scope("chain")``: merged or
+    rebuilt cores would be folded into the file as constants.
+
+    Example:
+
+    >>> modes, ranks = (4, 8, 8, 4), (1, 8, 8, 8, 1)
+    >>> with contraction_scope("chain"):
+    ...     choose_plan(modes, modes, ranks, batch=1000).is_chain
+    True
+    """
+    check_contraction(contraction)
+    previous = getattr(_SCOPE, "contraction", None)
+    _SCOPE.contraction = contraction
+    try:
+        yield
+    finally:
+        _SCOPE.contraction = previous

@@ -14,6 +14,10 @@ from keras import initializers
 from keras import regularizers
 
 from keras_tt import modes as modes_lib
+from keras_tt.contraction import check_contraction
+from keras_tt.contraction import choose_plan
+from keras_tt.contraction import einsum
+from keras_tt.contraction import tt_kernel
 from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.decomposition import check_rel_error
@@ -77,6 +81,16 @@ class TTDense(keras.layers.Layer):
         activity_regularizer: regulariser applied to the output.
         kernel_constraint: constraint applied to each core.
         bias_constraint: constraint applied to the bias vector.
+        contraction: how ``x @ W`` is computed. ``"auto"`` (the default)
+            picks, from the static shapes and the batch size, the cheapest
+            plan under `keras_tt.contraction.plan_cost`: the chain of one
+            einsum per core (either direction), the chain after merging
+            runs of neighbouring cores, or rebuilding the kernel and one
+            matrix product, never materialising more than
+            `keras_tt.contraction.DEFAULT_MEMORY_BUDGET` bytes of merged
+            cores. ``"chain"`` always runs the plain chain (the plan
+            exported to TFLite), ``"dense"`` always rebuilds the kernel.
+            The result is the same up to rounding.
         **kwargs: base layer keyword arguments, such as ``name`` and
             ``dtype``.
 
@@ -117,9 +131,11 @@ class TTDense(keras.layers.Layer):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        contraction="auto",
         **kwargs,
     ):
         units = modes_lib.check_width(units, "units")
+        check_contraction(contraction)
         modes_lib.check_tt_rank_argument(tt_rank)
         # Checks the modes against each other and against `units` now; the
         # input side is checked again in `build`, once its width is known.
@@ -154,6 +170,7 @@ class TTDense(keras.layers.Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
+        self.contraction = contraction
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
         self.supports_masking = True
         self.input_dim = None
@@ -339,17 +356,53 @@ class TTDense(keras.layers.Layer):
 
     # ------------------------------------------------------------------- call
 
+    def contraction_plan(self, batch=None):
+        """The `keras_tt.contraction.TTPlan` a call with ``batch`` rows runs.
+
+        ``batch`` counts the rows of the flattened input (all axes but the
+        last); ``None`` when unknown.
+        """
+        self._check_built("contraction_plan")
+        itemsize = np.dtype(
+            keras.backend.standardize_dtype(self.compute_dtype)
+        ).itemsize
+        return choose_plan(
+            self.in_modes,
+            self.out_modes,
+            self.tt_ranks,
+            batch=batch,
+            contraction=self.contraction,
+            itemsize=itemsize,
+        )
+
     def call(self, inputs):
         ops = keras.ops
         inputs = _dense_input(inputs, self.compute_dtype)
-        x = ops.reshape(inputs, (-1, self.input_dim))
-        if self.padded_input_dim > self.input_dim:
-            x = ops.pad(
-                x, [[0, 0], [0, self.padded_input_dim - self.input_dim]]
-            )
-        y = tt_matmul(x, self.cores, self.in_modes, self.out_modes)
-        if self.padded_units > self.units:
-            y = y[:, : self.units]
+        x = inputs
+        if len(inputs.shape) != 2:
+            x = ops.reshape(inputs, (-1, self.input_dim))
+        leading = tuple(inputs.shape[:-1])
+        batch = None if None in leading else math.prod(leading)
+        plan = self.contraction_plan(batch)
+        cores = self.cores
+        if plan.is_dense:
+            # Padding folded into the kernel: its extra rows and columns are
+            # sliced off instead of padding the input.
+            kernel = tt_kernel(cores)
+            if (self.padded_input_dim, self.padded_units) != (
+                self.input_dim,
+                self.units,
+            ):
+                kernel = kernel[: self.input_dim, : self.units]
+            y = einsum("an,nm->am", x, kernel)
+        else:
+            if self.padded_input_dim > self.input_dim:
+                x = ops.pad(
+                    x, [[0, 0], [0, self.padded_input_dim - self.input_dim]]
+                )
+            y = tt_matmul(x, cores, self.in_modes, self.out_modes, plan=plan)
+            if self.padded_units > self.units:
+                y = y[:, : self.units]
         if len(inputs.shape) != 2:
             y = ops.reshape(y, (*ops.shape(inputs)[:-1], self.units))
         if self.bias is not None:
@@ -413,6 +466,7 @@ class TTDense(keras.layers.Layer):
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
+            "contraction": self.contraction,
         }
         return {**base_config, **config}
 
