@@ -1,5 +1,10 @@
-"""Shared fixtures: quiet TensorFlow, seeded RNGs, the MNIST data folder."""
+"""Shared fixtures: quiet TensorFlow, seeded RNGs, the data folders.
 
+Doctests that need the LiteRT runtime are skipped, with the install command,
+where ``ai-edge-litert`` is missing (a plain ``pip install -e .``).
+"""
+
+import importlib.util
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -41,3 +46,34 @@ def langid_dir():
             "../shared/data/langid beside the checkout)."
         )
     return folder
+
+
+_LITERT_NAMES = (
+    "export_tflite",
+    "inspect_tflite",
+    "evaluate_tflite",
+    "TFLiteRunner",
+    "export_keras_file",
+)
+
+
+def _has_litert() -> bool:
+    try:
+        return importlib.util.find_spec("ai_edge_litert") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip doctests that need LiteRT when ai-edge-litert is missing."""
+    if _has_litert():
+        return
+    skip = pytest.mark.skip(
+        reason="needs the LiteRT runtime: pip install -e '.[export]'"
+    )
+    for item in items:
+        if not isinstance(item, pytest.DoctestItem):
+            continue
+        source = "".join(example.source for example in item.dtest.examples)
+        if any(name in source for name in _LITERT_NAMES):
+            item.add_marker(skip)

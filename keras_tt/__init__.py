@@ -1,7 +1,8 @@
 """keras_tt: Tensor-Train layers for Keras 3.
 
-Fully-connected layers whose weight matrix is stored in TT-matrix format
-(Novikov et al., *Tensorizing Neural Networks*, NeurIPS 2015).
+Layers whose weight matrices are stored in TT-matrix format (Novikov et
+al., *Tensorizing Neural Networks*, NeurIPS 2015), a pass that puts trained
+models into that format, and an export to TFLite/LiteRT builtin ops.
 """
 
 __version__ = "0.1.0"
@@ -11,53 +12,65 @@ __version__ = "0.1.0"
 from keras_tt import cli as _cli
 
 # Layers.
+from keras_tt.layers import LowRankDense
+from keras_tt.layers import TTDense
+from keras_tt.layers import TTEinsumDense
+from keras_tt.layers import TTEmbedding
+from keras_tt.layers import TTMultiHeadAttention
+
+# Initialisers.
+from keras_tt.initializers import TTVarianceScaling
+
 # TT-matrix mathematics on plain arrays and tensors.
 from keras_tt.contraction import contraction_plan
 from keras_tt.contraction import tt_matmul
+from keras_tt.modes import TTLayout
+from keras_tt.modes import auto_modes
+from keras_tt.modes import max_tt_ranks
+from keras_tt.modes import resolve_layout
+from keras_tt.tt_matrix import full_matrix
 
-# Compressing trained models: TT-SVD, the Dense -> TTDense pass, its report.
+# Compressing trained models: TT-SVD and TT-rounding, the pass, its report.
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.decomposition import tt_error
 from keras_tt.decomposition import tt_round
 from keras_tt.decomposition import tt_svd
+from keras_tt.report import CompressionReport
+from keras_tt.report import LayerRecord
+from keras_tt.report import model_report
+from keras_tt.tensorize import tensorize
 
 # Export to TFLite/LiteRT (needs the `ai-edge-litert` package at call time).
 from keras_tt.export import export_tflite
 from keras_tt.export import inspect_tflite
 
-# Initialisers.
-from keras_tt.initializers import TTVarianceScaling
-from keras_tt.layers import TTDense
-from keras_tt.layers import TTEinsumDense
-from keras_tt.layers import TTEmbedding
-from keras_tt.layers import TTMultiHeadAttention
-from keras_tt.modes import auto_modes
-from keras_tt.modes import max_tt_ranks
-from keras_tt.report import CompressionReport
-from keras_tt.report import LayerRecord
-from keras_tt.report import model_report
-from keras_tt.tensorize import tensorize
-from keras_tt.tt_matrix import full_matrix
-
 __all__ = [
-    "CompressionReport",
-    "LayerRecord",
-    "TTDecomposition",
+    # Layers.
+    "LowRankDense",
     "TTDense",
     "TTEinsumDense",
     "TTEmbedding",
     "TTMultiHeadAttention",
+    # Initialisers.
     "TTVarianceScaling",
+    # TT-matrix mathematics.
+    "TTLayout",
     "auto_modes",
     "contraction_plan",
-    "export_tflite",
     "full_matrix",
-    "inspect_tflite",
     "max_tt_ranks",
+    "resolve_layout",
+    "tt_matmul",
+    # Compressing trained models.
+    "CompressionReport",
+    "LayerRecord",
+    "TTDecomposition",
     "model_report",
     "tensorize",
     "tt_error",
-    "tt_matmul",
     "tt_round",
     "tt_svd",
+    # Export.
+    "export_tflite",
+    "inspect_tflite",
 ]

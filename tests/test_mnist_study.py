@@ -175,6 +175,7 @@ def _expected_params(row):
     return sum(ranks[k] * m * m * ranks[k + 1] for k, m in enumerate(modes))
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_output(quick_run):
     names = sorted(p.name for p in quick_run.iterdir())
     assert names == [
@@ -185,6 +186,7 @@ def test_quick_run_writes_every_output(quick_run):
     ]
 
 
+@pytest.mark.slow
 def test_quick_table_has_rows_for_every_kind_and_shape(quick_run):
     rows = _read_csv(quick_run / "mnist_study_quick.csv")
     kinds = [row["kind"] for row in rows]
@@ -199,6 +201,7 @@ def test_quick_table_has_rows_for_every_kind_and_shape(quick_run):
         assert row["seeds"] == "1" and row["epochs"] == "1"
 
 
+@pytest.mark.slow
 def test_quick_parameter_counts_match_independent_formula(quick_run):
     rows = _read_csv(quick_run / "mnist_study_quick.csv")
     for row in rows:
@@ -212,6 +215,7 @@ def test_quick_parameter_counts_match_independent_formula(quick_run):
             assert row["ranks"] == "-".join(map(str, ranks))
 
 
+@pytest.mark.slow
 def test_quick_markdown_names_the_split(quick_run):
     text = (quick_run / "mnist_study_quick.md").read_text(encoding="utf-8")
     assert "MNIST 10k test set split 1,000/500" in text
@@ -232,6 +236,7 @@ def test_quick_markdown_names_the_split(quick_run):
     )
 
 
+@pytest.mark.slow
 def test_quick_plot_is_a_valid_png(quick_run):
     import matplotlib.image
 
