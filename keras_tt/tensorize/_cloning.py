@@ -24,10 +24,11 @@ import warnings
 
 import keras
 
+from keras_tt.tensorize._holders import mark_rebuilt
 from keras_tt.tensorize._selection import is_graph_model
 
 
-def _uses_default_build(layer) -> bool:
+def uses_default_build(layer) -> bool:
     return bool(getattr(type(layer).build, "_is_default", False))
 
 
@@ -41,15 +42,20 @@ def _tracked(layer):
 
 @contextlib.contextmanager
 def _no_compile(model):
-    """Keep `clone_model` from compiling the clone; the pass does it."""
+    """Keep `clone_model` from compiling the clone; the pass does it.
+
+    `clone_model` compiles the clone from the compile config whenever the
+    model's ``compiled`` flag is set, which fails for a loss that does not
+    deserialize; the flag is lowered for the duration of the call only.
+    """
     if not getattr(model, "compiled", False):
         yield
         return
-    object.__setattr__(model, "compile_from_config", lambda config: None)
+    model.compiled = False
     try:
         yield
     finally:
-        object.__delattr__(model, "compile_from_config")
+        model.compiled = True
 
 
 class Cloner:
@@ -109,12 +115,17 @@ class Cloner:
 
         new = _clone_layer(old)
         is_model = isinstance(old, keras.Model)
-        build_first = old.built and not _uses_default_build(old)
+        build_first = old.built and not uses_default_build(old)
         if build_first:
             new.build_from_config(old.get_build_config())
+        swapped = []
         for attribute, index, sub in attribute_sublayers(old):
             if id(sub) in self.replacements or id(sub) in self.rebuild_ids:
-                _swap(new, attribute, index, self._clone_sublayer(sub))
+                swap(new, attribute, index, self._clone_sublayer(sub))
+                swapped.append((attribute, index))
+        if swapped and not _keras_class(type(old)):
+            # Its config names the old sublayers: save the new ones too.
+            mark_rebuilt(new, swapped)
         if is_model and not build_first and old.built:
             _build_model(new, old)
         self.copy_partly.append((old, new))
@@ -148,6 +159,10 @@ class Cloner:
             _copy_whole(old_sub, new_sub)
 
 
+def _keras_class(cls) -> bool:
+    return cls.__module__.split(".")[0] == "keras"
+
+
 def _build_model(new, old):
     """Build a subclassed model by calling it on symbolic inputs."""
     config = old.get_build_config() or {}
@@ -162,7 +177,7 @@ def _build_model(new, old):
     new(inputs)
 
 
-def _swap(container, attribute, index, new_sub):
+def swap(container, attribute, index, new_sub):
     """Put ``new_sub`` where ``container`` holds a sublayer, untracked."""
     value = getattr(container, attribute)
     if index is None:
@@ -218,7 +233,7 @@ def _copy_whole(old, new):
 
 def _clone_layer(layer):
     try:
-        return layer.__class__.from_config(layer.get_config())
+        return type(layer).from_config(layer.get_config())
     except Exception as error:  # noqa: BLE001 - re-raised with context
         raise ValueError(
             f"`tensorize` could not clone layer '{layer.name}' "
