@@ -391,3 +391,24 @@ def test_truncated_or_foreign_files_are_not_valid_tflite(tmp_path):
     with pytest.raises(ValueError, match=r"not a valid \.tflite file"):
         inspect_tflite(broken)
     assert inspect_tflite(data).file_size == len(data)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"latency_runs": -1}, "latency_runs"),
+        ({"latency_batch_size": 1.5}, "latency_batch_size"),
+        ({"num_threads": 0}, "num_threads"),
+    ],
+)
+def test_evaluate_tflite_checks_its_arguments(kwargs, name, tmp_path):
+    from keras_tt.export import evaluate_tflite
+
+    path = tmp_path / "m.tflite"
+    export_tflite(small_model(), path, verbose=False)
+    with pytest.raises(
+        ValueError,
+        match=rf"`{name}`, expected a positive integer.*Received: {name}=",
+    ):
+        evaluate_tflite(path, calibration(4), **kwargs)

@@ -24,6 +24,21 @@ from keras_tt.export._litert import import_litert
 RUNTIMES = ("xnnpack", "reference")
 
 
+def _check_positive(name, value, allow_none=False) -> None:
+    if value is None and allow_none:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < 1
+    ):
+        expected = "a positive integer" + (" or None" if allow_none else "")
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected {expected}. "
+            f"Received: {name}={value!r}"
+        )
+
+
 def _interpreter_module():
     return import_litert("interpreter", "Running .tflite files")
 
@@ -92,6 +107,7 @@ class TFLiteRunner:
                 "Received an invalid value for `runtime`, expected one of "
                 f"{RUNTIMES}. Received: runtime={runtime!r}"
             )
+        _check_positive("num_threads", num_threads, allow_none=True)
         module = _interpreter_module()
         kwargs: dict[str, Any] = {"num_threads": num_threads}
         if runtime == "reference":
@@ -262,6 +278,9 @@ def evaluate_tflite(
     >>> 0.0 <= result["accuracy"] <= 1.0
     True
     """
+    _check_positive("batch_size", batch_size)
+    _check_positive("latency_batch_size", latency_batch_size)
+    _check_positive("latency_runs", latency_runs)
     runner = TFLiteRunner(model, num_threads=num_threads, runtime=runtime)
     outputs = runner.predict(x, batch_size=batch_size)
     main = outputs[0] if isinstance(outputs, list) else outputs
