@@ -111,7 +111,7 @@ def export_pair(spec, folder, mode, seed=0):
 
 
 def latency_seconds(path, input_dim, threads=1, batch=1, min_seconds=2.0):
-    """Median time of one invoke at ``batch``, XNNPACK on, ``threads`` threads."""
+    """Median time of one invoke at ``batch``, XNNPACK on, on ``threads``."""
     runner = TFLiteRunner(path, num_threads=threads)
     runner.set_inputs(calibration_data(input_dim, n=batch, seed=2))
     return median_seconds(
