@@ -1,22 +1,31 @@
-"""Forward latency of TTDense against Dense, both in `tf.function`.
+"""TTDense against Dense: forward and training step, TF graph and XLA.
 
-Both layers are measured in the same run, in alternation, and the same mode (TensorFlow graph
-mode, and graph mode compiled by XLA with ``jit_compile=True``), medians of
-many repetitions, and the table reports the speed-up (Dense time / TTDense
-time). Absolute times
-depend on the machine; the ratios are what to compare with the paper (CPU,
-25088 -> 4096, TT-rank 4: 16.1 ms vs 1.2 ms at batch 1, 13.4x; 97.2 ms vs
-94.7 ms at batch 100, 1.03x).
+Every row times a `TTDense` layer and the `Dense` layer of the same shape
+in the same run, in alternation (`interleaved_median_seconds`), and
+reports the medians and the speed-up (Dense time / TTDense time) with the
+contraction plan the layer chose for that batch size. Each function is a
+``tf.function`` traced for its batch size (the plan depends on it), in
+graph mode and compiled by XLA (``jit_compile=True``). "train" is a full
+step: forward, backward and an SGD update of the layer's weights. The last
+row compares the TT layer in TF graph mode with the same layer exported to
+LiteRT (float32, XNNPACK), both at batch 1.
+
+Absolute times depend on the machine and its load; the ratios are what to
+compare. The paper (CPU, 25088 -> 4096, TT-rank 4): 16.1 ms vs 1.2 ms at
+batch 1, 13.4x; 97.2 ms vs 94.7 ms at batch 100, 1.03x.
 
 Usage:
-    python benchmarks/layer_speed.py [--repeats 50] [--threads 0]
+    python benchmarks/layer_speed.py [--threads 1] [--min-seconds 1]
+        [--layers vgg mnist] [--no-litert]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -30,112 +39,192 @@ from benchmarks.timing import format_table  # noqa: E402
 from benchmarks.timing import interleaved_median_seconds  # noqa: E402
 from keras_tt import TTDense  # noqa: E402
 
-CONFIGS = [
-    # name, input width, units, TTDense arguments
-    (
+LAYERS = {
+    # name: (title, input width, units, TTDense arguments)
+    "vgg": (
         "VGG fc6 25088x4096, rank 4",
         25088,
         4096,
         dict(tt_rank=4, in_modes=(2, 7, 8, 8, 7, 4), out_modes=(4,) * 6),
     ),
-    (
-        "MNIST 1024x1024, rank 8",
+    "mnist": (
+        "MNIST 1024x1024 4x8x8x4, rank 8",
         1024,
         1024,
         dict(tt_rank=8, in_modes=(4, 8, 8, 4), out_modes=(4, 8, 8, 4)),
     ),
-]
+}
 BATCHES = (1, 100)
-
-
 MODES = {"graph": False, "XLA": True}
 
 
-def compiled_forward(layer, input_dim, jit_compile):
-    if not layer.built:
-        layer.build((None, input_dim))
+def forward_fn(layer, input_dim, batch, jit_compile):
     return tf.function(
         lambda x: layer(x),
-        input_signature=[tf.TensorSpec((None, input_dim), tf.float32)],
+        input_signature=[tf.TensorSpec((batch, input_dim), tf.float32)],
         jit_compile=jit_compile,
     )
 
 
-def measure(repeats: int):
+def train_step_fn(layer, input_dim, batch, jit_compile):
+    """Forward, backward and an SGD update of ``layer``'s weights."""
+    optimizer = keras.optimizers.SGD(1e-6)
+    optimizer.build(layer.trainable_variables)
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(layer(x)))
+        grads = tape.gradient(loss, layer.trainable_variables)
+        optimizer.apply(grads, layer.trainable_variables)
+        return loss
+
+    return tf.function(
+        step,
+        input_signature=[tf.TensorSpec((batch, input_dim), tf.float32)],
+        jit_compile=jit_compile,
+    )
+
+
+def measure(layer_names, min_seconds):
     rows = []
-    for name, input_dim, units, tt_kwargs in CONFIGS:
+    for name in layer_names:
+        title, input_dim, units, tt_kwargs = LAYERS[name]
         dense_layer = keras.layers.Dense(units)
+        dense_layer.build((None, input_dim))
         tt_layer = TTDense(units, **tt_kwargs)
-        for mode, jit_compile in MODES.items():
-            dense = compiled_forward(dense_layer, input_dim, jit_compile)
-            tt = compiled_forward(tt_layer, input_dim, jit_compile)
-            for batch in BATCHES:
-                x = tf.constant(
-                    np.random.default_rng(0).standard_normal(
-                        (batch, input_dim)
-                    ),
-                    tf.float32,
-                )
-                t_dense, t_tt = interleaved_median_seconds(
-                    [lambda: dense(x).numpy(), lambda: tt(x).numpy()],
-                    repeats,
-                    min_total=2.0,
-                )
-                rows.append(
-                    dict(
-                        layer=name,
-                        mode=mode,
-                        batch=batch,
-                        dense_ms=1e3 * t_dense,
-                        tt_ms=1e3 * t_tt,
-                        speedup=t_dense / t_tt,
-                        compression=tt_layer.compression_ratio,
+        tt_layer.build((None, input_dim))
+        for batch in BATCHES:
+            x = tf.constant(
+                np.random.default_rng(0).standard_normal((batch, input_dim)),
+                tf.float32,
+            )
+            for work, make in (
+                ("forward", forward_fn),
+                ("train", train_step_fn),
+            ):
+                for mode, jit_compile in MODES.items():
+                    dense = make(dense_layer, input_dim, batch, jit_compile)
+                    tt = make(tt_layer, input_dim, batch, jit_compile)
+                    t_dense, t_tt = interleaved_median_seconds(
+                        [
+                            lambda f=dense, v=x: f(v).numpy(),
+                            lambda f=tt, v=x: f(v).numpy(),
+                        ],
+                        repeats=5 if batch > 1 and name == "vgg" else 20,
+                        warmup=2,
+                        min_total=min_seconds,
                     )
-                )
+                    rows.append(
+                        dict(
+                            layer=title,
+                            work=work,
+                            mode=mode,
+                            batch=batch,
+                            dense_ms=1e3 * t_dense,
+                            tt_ms=1e3 * t_tt,
+                            speedup=t_dense / t_tt,
+                            plan=tt_layer.contraction_plan(batch).name,
+                        )
+                    )
+                    print(_format_rows(rows[-1:], header=False), flush=True)
     return rows
+
+
+def litert_row(threads, min_seconds):
+    """TF graph time of the VGG TT layer over its LiteRT time, batch 1."""
+    from benchmarks.litert_speed import MODELS
+    from benchmarks.litert_speed import build_pair
+    from keras_tt.export import TFLiteRunner
+    from keras_tt.export import export_tflite
+
+    spec = MODELS["fc6"]
+    tt_model, _ = build_pair(spec)
+    folder = tempfile.mkdtemp(prefix="layer_speed_")
+    try:
+        path = os.path.join(folder, "tt.tflite")
+        export_tflite(tt_model, path, verbose=False)
+        runner = TFLiteRunner(path, num_threads=threads or None)
+        x = np.random.default_rng(0).random(
+            (1, spec["input_dim"]), dtype=np.float32
+        )
+        runner.set_inputs(x)
+        graph = forward_fn(tt_model, spec["input_dim"], 1, False)
+        x_tf = tf.constant(x)
+        t_graph, t_lite = interleaved_median_seconds(
+            [lambda: graph(x_tf).numpy(), runner.interpreter.invoke],
+            repeats=20,
+            warmup=3,
+            min_total=min_seconds,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return t_graph, t_lite
+
+
+def _format_rows(rows, header=True):
+    table = format_table(
+        [
+            "layer",
+            "work",
+            "mode",
+            "batch",
+            "Dense ms",
+            "TTDense ms",
+            "speed-up",
+            "plan",
+        ],
+        [
+            [
+                r["layer"],
+                r["work"],
+                r["mode"],
+                r["batch"],
+                f"{r['dense_ms']:.3f}",
+                f"{r['tt_ms']:.3f}",
+                f"{r['speedup']:.2f}x",
+                r["plan"],
+            ]
+            for r in rows
+        ],
+    )
+    return table if header else table.splitlines()[-1]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument(
         "--threads",
         type=int,
         default=0,
         help="intra-op threads (0: TensorFlow's default)",
     )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=1.0,
+        help="time spent measuring each row (default 1)",
+    )
+    parser.add_argument(
+        "--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS)
+    )
+    parser.add_argument("--no-litert", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    rows = measure(args.repeats)
-    print(
-        format_table(
-            [
-                "layer",
-                "mode",
-                "batch",
-                "Dense ms",
-                "TTDense ms",
-                "speed-up",
-                "compression",
-            ],
-            [
-                [
-                    r["layer"],
-                    r["mode"],
-                    r["batch"],
-                    f"{r['dense_ms']:.3f}",
-                    f"{r['tt_ms']:.3f}",
-                    f"{r['speedup']:.1f}x",
-                    f"{r['compression']:,.0f}x",
-                ]
-                for r in rows
-            ],
+    rows = measure(args.layers, args.min_seconds)
+    print()
+    print(_format_rows(rows))
+    if not args.no_litert and "vgg" in args.layers:
+        t_graph, t_lite = litert_row(args.threads, args.min_seconds)
+        print(
+            f"\nVGG fc6 TT layer, batch 1: TF graph {1e3 * t_graph:.3f} ms, "
+            f"LiteRT {1e3 * t_lite:.3f} ms: TF graph / LiteRT = "
+            f"{t_graph / t_lite:.2f}x"
         )
-    )
     print(
         f"\nTensorFlow {tf.__version__}, Keras {keras.__version__}, "
-        f"{os.cpu_count()} CPUs; medians of >= {args.repeats} runs."
+        f"{os.cpu_count()} CPUs, intra-op threads: "
+        f"{args.threads or 'default'}; interleaved medians."
     )
     return rows
 
