@@ -49,7 +49,7 @@ def check_min_params(min_params) -> int:
 
 
 def check_verbose(verbose) -> int:
-    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+    if not isinstance(verbose, int) or verbose not in (0, 1, 2):
         raise ValueError(
             "Received an invalid value for `verbose`, expected 0, 1 or 2. "
             f"Received: verbose={verbose!r}"
