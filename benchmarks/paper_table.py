@@ -63,7 +63,7 @@ def tf_graph_times(models, input_dim, min_seconds):
             x = tf.constant(inputs(batch, input_dim))
             times[kind].append(
                 median_seconds(
-                    lambda: forward(x).numpy(),
+                    lambda f=forward, v=x: f(v).numpy(),
                     repeats=20,
                     warmup=3,
                     min_total=min_seconds,
