@@ -71,8 +71,11 @@ def check_export_arguments(
             "finite number (the largest relative error accepted for a "
             f"float32 export). Received: tolerance={tolerance!r}"
         )
-    if not isinstance(verbose, (bool, int, np.integer)):
-        raise TypeError(
-            "Received an invalid value for `verbose`, expected a bool. "
-            f"Received: verbose={verbose!r}"
+    if verbose not in (0, 1, 2) or not isinstance(
+        verbose, (bool, int, np.integer)
+    ):
+        raise ValueError(
+            "Received an invalid value for `verbose`, expected 0 (silent), "
+            "1 or 2 (print the report), as in `keras_tt.tensorize`; True and "
+            f"False are 1 and 0. Received: verbose={verbose!r}"
         )

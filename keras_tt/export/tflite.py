@@ -44,7 +44,7 @@ def export_tflite(
     io_dtype: str = "float32",
     validation_data: Any = None,
     tolerance: float = FLOAT32_TOLERANCE,
-    verbose: bool = True,
+    verbose: int = 1,
 ) -> ExportReport:
     """Export a Keras model to a ``.tflite`` file that needs builtin ops only.
 
@@ -97,7 +97,8 @@ def export_tflite(
             size of the smallest lookup table (``keras.layers.Embedding``)
             it feeds. An integer input that feeds none needs data.
         tolerance: largest relative error accepted for a float32 export.
-        verbose: print the report.
+        verbose: 0 for silence; 1 or 2 to print the report (``True`` and
+            ``False`` count as 1 and 0), as in `keras_tt.tensorize`.
 
     Returns:
         An `ExportReport`: file size, op types and versions, minimum runtime
@@ -125,7 +126,7 @@ def export_tflite(
     ... ])
     >>> folder = tempfile.mkdtemp()
     >>> report = export_tflite(model, os.path.join(folder, "m.tflite"),
-    ...                        verbose=False)
+    ...                        verbose=0)
     >>> report.info.builtin_only, report.relative_error < 1e-5
     (True, True)
     >>> sorted(report.op_versions)
@@ -133,7 +134,7 @@ def export_tflite(
     >>> x = np.random.default_rng(0).normal(size=(32, 256)).astype("float32")
     >>> report = export_tflite(model, os.path.join(folder, "m_int8.tflite"),
     ...                        quantization="int8", representative_data=x,
-    ...                        verbose=False)
+    ...                        verbose=0)
     >>> report.quantization, report.info.builtin_only
     ('int8', True)
     """
@@ -259,7 +260,7 @@ def export_keras_file(
     representative_path: str | os.PathLike | None = None,
     batch_size: int | None = None,
     io_dtype: str = "float32",
-    verbose: bool = True,
+    verbose: int = 1,
 ) -> ExportReport:
     """`export_tflite` for a saved ``.keras`` model and a ``.npy`` of samples.
 
@@ -274,7 +275,8 @@ def export_keras_file(
             samples), used to calibrate ``"int8"`` and to verify.
         batch_size: as for `export_tflite`.
         io_dtype: as for `export_tflite`.
-        verbose: print the report.
+        verbose: 0 for silence; 1 or 2 to print the report (``True`` and
+            ``False`` count as 1 and 0), as in `keras_tt.tensorize`.
 
     Returns:
         The `ExportReport`.
