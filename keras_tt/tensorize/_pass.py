@@ -52,17 +52,25 @@ def tensorize(
     What happens to the model you pass. Nothing: it is only read, also when
     the pass fails half-way (all arguments are checked and every layer is
     planned before any work starts). The returned model is a new
-    `keras.models.clone_model` clone: every layer that is not replaced is a
+    `keras.models.clone_model` clone: every layer that is not replaced
     new object holding copies of the original weights (equal values, not
     shared variables), so training one model never changes the other.
     Shared layers stay shared (one new layer), nested Sequential and
-    Functional models are cloned recursively.
+    Functional models are cloned recursively, operations on symbolic
+    tensors (``x + f(x)``) and masks are kept. A `Dense` inside a wrapper
+    (``TimeDistributed``), a registered custom layer or a registered
+    subclassed model is replaced by rebuilding its holder from its config
+    with the new layer in the same attribute; the rebuilt holder saves its
+    new sublayers, so the result saves and loads.
 
     Optimizer. If ``model`` was compiled, the clone is compiled from its
     compile config: same loss and metrics, and a fresh optimizer of the same
     configuration without the old state (slots refer to the old
-    variables). Otherwise it is not compiled. Call ``compile`` again to use
-    another optimizer for fine-tuning.
+    variables); when the compile config cannot be rebuilt (a plain-function
+    loss, an unregistered metric class), with the original loss and metric
+    objects, or, failing that, not at all (with a warning). Otherwise it is
+    not compiled. Call ``compile`` again to use another optimizer for
+    fine-tuning.
 
     Ranks. Give ``tt_rank`` (a cap on every inner TT-rank, or a sequence of
     ``d - 1`` caps), ``rel_error`` (the relative Frobenius error
@@ -79,19 +87,20 @@ def tensorize(
     ``verbose`` is 1.
 
     Args:
-        model: a built Sequential or Functional Keras model. Subclassed
-            models cannot be cloned: replace their layers with
-            `TTDense.from_dense` instead.
+        model: a built Keras model: Sequential, Functional, or a
+            subclassed model whose class is registered and rebuildable
+            from its config.
         tt_rank: positive integer or sequence of inner TT-ranks.
         rel_error: relative error budget per kernel, strictly between 0
             and 1.
         target_ratio: positive number, the least compression
             ``input_dim * units / core parameters`` of each kernel.
-        layers: which Dense layers to replace. ``None``: every Dense layer
-            with at least ``min_params`` kernel entries. Otherwise a layer
-            name (nested layers also as ``"outer/inner"``), a layer object,
+        layers: which layers to replace. ``None``: every layer a registered
+            converter handles (`Dense` by default) whose largest kernel has
+            at least ``min_params`` entries. Otherwise a layer name (nested
+            layers also as ``"outer/inner"``), a layer object,
             a list of either, a predicate ``layer -> bool`` applied to the
-            Dense layers, or a dict ``{name or layer: settings}`` where
+            candidate layers, or a dict ``{name or layer: settings}`` where
             ``settings`` is ``None`` or a dict with keys among ``tt_rank``,
             ``rel_error``, ``target_ratio``, ``in_modes`` and ``out_modes``
             that override the global arguments for that layer.
@@ -109,10 +118,11 @@ def tensorize(
         A new, built `keras.Model` with the ``tensorize_report`` attribute.
 
     Raises:
-        ValueError: for bad arguments (unknown layer names, non-Dense layers,
-            ranks < 1, ``rel_error`` outside (0, 1), modes that do not fit),
-            a subclassed or unbuilt model, or a model with no Dense layer to
-            replace.
+        ValueError: for bad arguments (unknown layer names, layers no
+            converter handles, an empty selection, ranks < 1, ``rel_error``
+            outside (0, 1), modes that do not fit), a layer that cannot be
+            reached (the message names its holder), an unbuilt model, or a
+            model with nothing to replace; always before any TT-SVD.
 
     Example:
 
