@@ -52,7 +52,7 @@ def tensorize(
     What happens to the model you pass. Nothing: it is only read, also when
     the pass fails half-way (all arguments are checked and every layer is
     planned before any work starts). The returned model is a new
-    `keras.models.clone_model` clone: every layer that is not replaced
+    `keras.models.clone_model` clone: every layer that is not replaced is a
     new object holding copies of the original weights (equal values, not
     shared variables), so training one model never changes the other.
     Shared layers stay shared (one new layer), nested Sequential and
