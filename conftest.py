@@ -14,6 +14,10 @@ import pytest  # noqa: E402
 
 from keras_tt.datasets import mnist  # noqa: E402
 
+# keras_tt.tf_keras imports tf_keras (and tfmot): its doctests run in their
+# own process (make test-tfmot), never in a Keras 3 test process.
+collect_ignore_glob = ["keras_tt/tf_keras/*.py"]
+
 
 @pytest.fixture
 def rng():

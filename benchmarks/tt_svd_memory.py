@@ -8,7 +8,8 @@ once the matrix exists: the difference is what TT-SVD itself needs, reported
 as a multiple of the matrix's size.
 
     python benchmarks/tt_svd_memory.py                      # float32, auto
-    python benchmarks/tt_svd_memory.py --methods auto svd --dtypes float32 float64
+    python benchmarks/tt_svd_memory.py --methods auto svd \
+        --dtypes float32 float64
 """
 
 from __future__ import annotations

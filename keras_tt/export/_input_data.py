@@ -84,7 +84,10 @@ def model_inputs(model) -> list[ModelInput]:
                 name=name,
                 aliases=tuple(dict.fromkeys(aliases)),
                 shape=tuple(int(s) for s in shape[1:]),
-                dtype=np.dtype(tensor.dtype or "float32"),
+                dtype=np.dtype(
+                    getattr(tensor.dtype, "as_numpy_dtype", tensor.dtype)
+                    or "float32"
+                ),
             )
         )
     return result

@@ -1,6 +1,6 @@
 """The doctests of keras_tt.tf_keras, run in the tfmot process.
 
-The fast suite does not collect them (see keras_tt/tf_keras/conftest.py):
+The fast suite does not collect them (see the root conftest.py):
 they import tf_keras, which must not share a process with it.
 """
 
