@@ -123,6 +123,7 @@ _SAVE_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", BACKENDS)
 def test_keras_file_saved_on_one_backend_loads_on_this_one(source, tmp_path):
     path = str(tmp_path / f"from_{source}.keras")

@@ -1146,6 +1146,7 @@ def test_cli_fails_with_one_line_and_status_2(args, words, cli_files):
     assert not (cli_files / "m.tflite").exists()
 
 
+@pytest.mark.slow
 def test_infinite_calibration_value_is_refused_not_a_crash(tmp_path):
     """An Inf in int8 calibration data once crashed the converter (SIGSEGV);
     run in a subprocess so that a crash fails this test, not the run."""
