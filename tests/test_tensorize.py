@@ -228,7 +228,7 @@ def test_unregistered_subclassed_model_gets_a_clear_error():
     class Net(keras.Model):
         def __init__(self):
             super().__init__()
-            self.fc = keras.layers.Dense(8)
+            self.fc = keras.layers.Dense(8, name="fc")
 
         def call(self, x):
             return self.fc(x)
@@ -237,7 +237,7 @@ def test_unregistered_subclassed_model_gets_a_clear_error():
     net(np.zeros((1, 4), "float32"))
     with pytest.raises(
         ValueError,
-        match=r"cannot reach \['dense'\]: 'dense': it sits in the subclassed "
+        match=r"cannot reach \['fc'\]: 'fc': it sits in the subclassed "
         r"model 'net' \(Net\), whose class is not registered.*"
         r"register_keras_serializable",
     ):

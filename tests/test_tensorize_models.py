@@ -175,9 +175,10 @@ class TransformerBlock(keras.layers.Layer):
         self.att = keras.layers.MultiHeadAttention(num_heads, embed_dim)
         self.ffn = keras.Sequential(
             [
-                keras.layers.Dense(ff_dim, activation="relu"),
-                keras.layers.Dense(embed_dim),
-            ]
+                keras.layers.Dense(ff_dim, activation="relu", name="ff1"),
+                keras.layers.Dense(embed_dim, name="ff2"),
+            ],
+            name="ffn",
         )
         self.layernorm1 = keras.layers.LayerNormalization(epsilon=1e-6)
         self.layernorm2 = keras.layers.LayerNormalization(epsilon=1e-6)
@@ -229,7 +230,7 @@ def test_dense_layers_inside_a_registered_custom_layer(tmp_path):
     tt_model = tensorize_checked(
         model, x, layers=lambda l: getattr(l, "units", 0) == 64
     )
-    assert tt_names(tt_model) == ["block/sequential/dense"]
+    assert tt_names(tt_model) == ["block/ffn/ff1"]
     block = tt_model.get_layer("block")
     assert isinstance(block.ffn.layers[0], TTDense)
     assert block is not model.get_layer("block")
