@@ -340,8 +340,10 @@ def resolve_layout(
 
     Ranks. ``tt_rank`` is one integer for every inner bond, a sequence of
     the ``d - 1`` inner ranks, or ``None`` for the largest useful ranks
-    (`max_tt_ranks`). Ranks above the largest useful ones are clamped, with
-    a warning when ``warn`` is true.
+    (`max_tt_ranks`). Ranks above the largest useful ones are clamped; with
+    ``warn`` true, a warning says so when the modes or the per-bond ranks
+    were given explicitly (a single rank over automatic modes is a cap, and
+    the bonds near the ends of the chain always allow less).
 
     Args:
         input_dim: rows of the matrix.
@@ -368,6 +370,7 @@ def resolve_layout(
     1024
     """
     dim_name, units_name, in_name, out_name = names
+    given_in, given_out = in_modes, out_modes
     input_dim = check_width(input_dim, dim_name)
     units = check_width(units, units_name)
     if tt_rank is not None:
@@ -393,8 +396,19 @@ def resolve_layout(
         out_modes = split_width(units, len(in_modes))
     elif in_modes is None:
         in_modes = split_width(input_dim, len(out_modes))
+    # A uniform rank over automatic modes is a cap: the bonds near the ends
+    # of the chain allow less, and clamping them says nothing worth a
+    # warning. Modes or per-bond ranks given explicitly are the user's
+    # design, so clamping those is reported.
+    chosen_by_user = (
+        given_in is not None
+        or given_out is not None
+        or not is_positive_int(tt_rank)
+    )
     if tt_rank is None:
         ranks = max_tt_ranks(in_modes, out_modes)
     else:
-        ranks = resolve_tt_ranks(tt_rank, in_modes, out_modes, warn=warn)
+        ranks = resolve_tt_ranks(
+            tt_rank, in_modes, out_modes, warn=warn and chosen_by_user
+        )
     return TTLayout(input_dim, units, in_modes, out_modes, ranks)

@@ -125,3 +125,22 @@ def test_stored_weights_of_the_wrong_shape_are_refused(tmp_path):
     with pytest.raises(ValueError, match="but the file stores shapes"):
         keras.models.load_model(tampered)
     assert os.path.exists(path)
+
+
+def test_one_rank_over_automatic_modes_is_a_quiet_cap():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layout = modes.resolve_layout(1000, 64, tt_rank=16)
+    assert max(layout.ranks) <= 16
+    assert layout.ranks == tuple(
+        min(16, limit) if 0 < k < len(layout.ranks) - 1 else 1
+        for k, limit in enumerate(
+            modes.max_tt_ranks(layout.in_modes, layout.out_modes)
+        )
+    )
+    with pytest.warns(UserWarning, match="exceeds the largest useful"):
+        modes.resolve_layout(6, 6, tt_rank=50, in_modes=(2, 3))
+    with pytest.warns(UserWarning, match="exceeds the largest useful"):
+        modes.resolve_layout(6, 6, tt_rank=[50], in_modes=None)

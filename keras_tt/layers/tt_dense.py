@@ -61,7 +61,8 @@ class TTDense(keras.layers.Layer):
         tt_rank: positive integer, the TT-rank of every inner bond, or a
             sequence of the ``d - 1`` inner ranks. Ranks above the largest
             useful one at a bond, ``min(prod_{i<=k} n_i m_i,
-            prod_{i>k} n_i m_i)``, are lowered to it with a warning.
+            prod_{i>k} n_i m_i)``, are lowered to it (with a warning when
+            the modes or per-bond ranks were given explicitly).
         in_modes: optional sequence of positive integers whose product is the
             input width.
         out_modes: optional sequence of positive integers whose product is

@@ -80,7 +80,8 @@ class TTEmbedding(keras.layers.Layer):
         output_dim: positive integer, width of the embedding vectors.
         tt_rank: positive integer, the TT-rank of every inner bond, or a
             sequence of the ``d - 1`` inner ranks; ranks above the largest
-            useful one are lowered to it with a warning.
+            useful one are lowered to it (with a warning when the modes or
+            per-bond ranks were given explicitly).
         vocab_modes: optional sequence of positive integers whose product
             is ``input_dim``.
         embed_modes: optional sequence of positive integers whose product
