@@ -405,7 +405,7 @@ class TTDense(keras.layers.Layer):
             if self.padded_units > self.units:
                 y = y[:, : self.units]
         if len(inputs.shape) != 2:
-            y = ops.reshape(y, (*ops.shape(inputs)[:-1], self.units))
+            y = ops.reshape(y, _leading_shape(inputs) + (self.units,))
         if self.bias is not None:
             y = ops.add(y, self.bias)
         if self.activation is not None:
@@ -474,6 +474,20 @@ class TTDense(keras.layers.Layer):
 
 def _as_list(modes):
     return None if modes is None else [int(m) for m in modes]
+
+
+def _leading_shape(inputs):
+    """The axes before the last, as a reshape target.
+
+    When only the batch axis is unknown the target is ``(-1, *inner)``, a
+    constant: the exported graph then has no shape arithmetic, which
+    LiteRT's ``CompiledModel`` does not evaluate for a batch it was not
+    resized to.
+    """
+    inner = tuple(inputs.shape[1:-1])
+    if all(dim is not None for dim in inner):
+        return (-1, *inner)
+    return tuple(keras.ops.shape(inputs)[:-1])
 
 
 def _dense_input(inputs, compute_dtype):
