@@ -59,11 +59,6 @@ def test_bert_low_rank_shrinks_and_stays_close(rng):
     assert np.isfinite(transformer.max_difference(backbone(x), tt(x)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tensorize cannot yet rebuild keras_hub's TransformerDecoder: "
-    "the rebuilt layer is already built when its build config is applied",
-)
 def test_gpt2_tensorized_at_full_rank_computes_the_same(rng):
     backbone = transformer.small_gpt2()
     x = transformer.gpt2_inputs(rng)

@@ -116,7 +116,7 @@ class Cloner:
         new = _clone_layer(old)
         is_model = isinstance(old, keras.Model)
         build_first = old.built and not uses_default_build(old)
-        if build_first:
+        if build_first and not new.built:
             new.build_from_config(old.get_build_config())
         swapped = []
         for attribute, index, sub in attribute_sublayers(old):
