@@ -52,13 +52,23 @@ class LayerRecord:
     kind: str = "Dense"
 
     @property
-    def compression(self) -> float:
-        """``dense_params / tt_params``."""
+    def compression_ratio(self) -> float:
+        """``dense_params / tt_params``, as `TTDense.compression_ratio`."""
         return self.dense_params / self.tt_params
 
+    @property
+    def compression(self) -> float:
+        """The same as `compression_ratio` (its earlier name)."""
+        return self.compression_ratio
+
     def as_dict(self) -> dict:
-        """The record as a plain dict, with ``compression`` included."""
-        return {**dataclasses.asdict(self), "compression": self.compression}
+        """The record as a plain dict, with ``compression_ratio`` included
+        (and ``compression``, its earlier name)."""
+        return {
+            **dataclasses.asdict(self),
+            "compression_ratio": self.compression_ratio,
+            "compression": self.compression_ratio,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +105,14 @@ class CompressionReport:
         return self.kernel_params_before / max(1, self.kernel_params_after)
 
     @property
-    def compression(self) -> float:
+    def compression_ratio(self) -> float:
         """Whole-model compression: ``params_before / params_after``."""
         return self.params_before / max(1, self.params_after)
+
+    @property
+    def compression(self) -> float:
+        """The same as `compression_ratio` (its earlier name)."""
+        return self.compression_ratio
 
     @property
     def records(self) -> list[dict]:
@@ -112,7 +127,8 @@ class CompressionReport:
             "kernel_compression": self.kernel_compression,
             "params_before": self.params_before,
             "params_after": self.params_after,
-            "compression": self.compression,
+            "compression_ratio": self.compression_ratio,
+            "compression": self.compression_ratio,
         }
 
     def table(self) -> str:

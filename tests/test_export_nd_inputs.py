@@ -31,3 +31,19 @@ def test_resizable_batch_export_of_nd_inputs_matches_keras(inner, tmp_path):
     np.testing.assert_allclose(
         runner.predict(x), keras.ops.convert_to_numpy(model(x)), atol=1e-5
     )
+
+
+def test_reports_share_the_names_of_the_rest_of_the_library(tmp_path):
+    model = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(256, name="fc")]
+    )
+    tt = keras_tt.tensorize(model, tt_rank=4, verbose=0)
+    record = tt.tensorize_report.layers[0]
+    assert record.compression_ratio == tt.get_layer("fc").compression_ratio
+    assert record.compression == record.compression_ratio
+    assert record.as_dict()["compression_ratio"] == record.compression_ratio
+    report = tt.tensorize_report
+    assert report.compression_ratio == report.compression > 1
+    export = keras_tt.export_tflite(tt, str(tmp_path / "m.tflite"), verbose=0)
+    assert export.rel_error == export.relative_error < 1e-5
+    assert all(c.rel_error == c.relative_error for c in export.comparisons)

@@ -44,6 +44,11 @@ class Comparison:
     relative_error: float
     max_abs_error: float
 
+    @property
+    def rel_error(self) -> float:
+        """``relative_error`` under the name `tt_svd` and `tensorize` use."""
+        return self.relative_error
+
 
 @dataclasses.dataclass(frozen=True)
 class ExportReport:
@@ -113,6 +118,11 @@ class ExportReport:
     def relative_error(self) -> float:
         """Largest relative error over every runtime and batch checked."""
         return _nan_max(c.relative_error for c in self.comparisons)
+
+    @property
+    def rel_error(self) -> float:
+        """``relative_error`` under the name `tt_svd` and `tensorize` use."""
+        return self.relative_error
 
     @property
     def max_abs_error(self) -> float:
