@@ -123,7 +123,7 @@ class TTVarianceScaling(keras.initializers.VarianceScaling):
 
 
 def as_tt_initializer(initializer):
-    """The `TTVarianceScaling` equivalent of a Keras variance-scaling initialiser.
+    """The `TTVarianceScaling` form of a Keras variance-scaling initialiser.
 
     Returns ``None`` for any other initialiser, which `TTDense` then applies
     to each core as it is.

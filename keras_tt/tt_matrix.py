@@ -25,8 +25,10 @@ def _as_numpy(core) -> np.ndarray:
 
 def check_cores(cores: Sequence) -> list[np.ndarray]:
     """Check that ``cores`` chain together; return them as NumPy arrays."""
-    if cores is None or isinstance(cores, (str, bytes)) or not hasattr(
-        cores, "__iter__"
+    if (
+        cores is None
+        or isinstance(cores, (str, bytes))
+        or not hasattr(cores, "__iter__")
     ):
         raise ValueError(
             "Received an invalid value for `cores`, expected a sequence of "

@@ -348,26 +348,32 @@ def test_input_of_wrong_width_is_rejected():
     [
         (
             {"units": 0, "tt_rank": 2},
-            "Received an invalid value for `units`, expected a positive integer. Received: units=0",
+            "Received an invalid value for `units`, expected a positive "
+            "integer. Received: units=0",
         ),
         ({"units": 2.5, "tt_rank": 2}, "Received: units=2.5"),
         (
             {"units": 4, "tt_rank": 0},
-            r"Received an invalid value for `tt_rank`, expected a positive integer or a sequence of positive integers \(one per inner bond\). Received: tt_rank=0",
+            r"Received an invalid value for `tt_rank`, expected a positive "
+            r"integer or a sequence of positive integers \(one per inner "
+            r"bond\). Received: tt_rank=0",
         ),
         ({"units": 4, "tt_rank": 1.5}, "Received: tt_rank=1.5"),
         ({"units": 4, "tt_rank": [2, 0]}, r"Received: tt_rank=\[2, 0\]"),
         (
             {"units": 4, "tt_rank": [2, 2], "out_modes": (2, 2)},
-            r"expected one integer or a sequence of 1 inner ranks for 2 cores .* Received: tt_rank=\(2, 2\)",
+            r"expected one integer or a sequence of 1 inner ranks for 2 "
+            r"cores .* Received: tt_rank=\(2, 2\)",
         ),
         (
             {"units": 10, "tt_rank": 2, "out_modes": (2, 3)},
-            r"`out_modes`, expected modes whose product equals 10, but their product is 6. Received: out_modes=\(2, 3\)",
+            r"`out_modes`, expected modes whose product equals 10, but "
+            r"their product is 6. Received: out_modes=\(2, 3\)",
         ),
         (
             {"units": 4, "tt_rank": 2, "in_modes": (2, 0)},
-            r"`in_modes`, expected a non-empty sequence of positive integers. Received: in_modes=\(2, 0\)",
+            r"`in_modes`, expected a non-empty sequence of positive "
+            r"integers. Received: in_modes=\(2, 0\)",
         ),
         (
             {"units": 4, "tt_rank": 2, "in_modes": "abc"},
@@ -380,7 +386,9 @@ def test_input_of_wrong_width_is_rejected():
                 "in_modes": (2, 2),
                 "out_modes": (2, 2, 2),
             },
-            r"expected sequences of the same length. Received: in_modes=\(2, 2\) \(length 2\), out_modes=\(2, 2, 2\) \(length 3\)",
+            r"expected sequences of the same length. Received: "
+            r"in_modes=\(2, 2\) \(length 2\), "
+            r"out_modes=\(2, 2, 2\) \(length 3\)",
         ),
     ],
 )
@@ -393,7 +401,8 @@ def test_in_modes_not_matching_input_width_is_rejected_at_build():
     layer = TTDense(4, tt_rank=2, in_modes=(4, 4))
     with pytest.raises(
         ValueError,
-        match=r"expected modes whose product equals 20, but their product is 16. Received: in_modes=\(4, 4\)",
+        match=r"expected modes whose product equals 20, but their product "
+        r"is 16. Received: in_modes=\(4, 4\)",
     ):
         layer.build((None, 20))
 
@@ -404,7 +413,7 @@ def test_properties_need_a_built_layer():
         ValueError,
         match="`compression_ratio` is only known once the layer is built",
     ):
-        layer.compression_ratio
+        _ = layer.compression_ratio
 
 
 @pytest.mark.parametrize(
