@@ -26,10 +26,8 @@ import keras
 
 from keras_tt.tensorize._holders import mark_rebuilt
 from keras_tt.tensorize._selection import is_graph_model
-
-
-def uses_default_build(layer) -> bool:
-    return bool(getattr(type(layer).build, "_is_default", False))
+from keras_tt.tensorize._selection import swap
+from keras_tt.tensorize._selection import uses_default_build
 
 
 def _tracked(layer):
@@ -175,29 +173,6 @@ def _build_model(new, old):
         lambda shape: keras.KerasTensor(shape), config["input_shape"]
     )
     new(inputs)
-
-
-def swap(container, attribute, index, new_sub):
-    """Put ``new_sub`` where ``container`` holds a sublayer, untracked."""
-    value = getattr(container, attribute)
-    if index is None:
-        current = value
-        object.__setattr__(container, attribute, new_sub)
-    else:
-        current = value[index]
-        if isinstance(value, list):
-            list.__setitem__(value, index, new_sub)
-        else:
-            items = list(value)
-            items[index] = new_sub
-            object.__setattr__(container, attribute, type(value)(items))
-    tracked = container._layers
-    for i, layer in enumerate(tracked):
-        if layer is current:
-            tracked[i] = new_sub
-            break
-    else:
-        tracked.append(new_sub)
 
 
 def _own_weights(layer):

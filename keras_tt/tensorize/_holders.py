@@ -102,8 +102,8 @@ def _holder_get_config(self):
 
 
 def _holder_from_config(cls, config):
-    from keras_tt.tensorize._cloning import swap
-    from keras_tt.tensorize._cloning import uses_default_build
+    from keras_tt.tensorize._selection import swap
+    from keras_tt.tensorize._selection import uses_default_build
 
     if not (isinstance(config, dict) and "sublayers" in config):
         return super(cls, cls).from_config(config)

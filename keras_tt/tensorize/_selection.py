@@ -155,7 +155,8 @@ def _registered(cls) -> bool:
     return keras.saving.get_registered_object(name) is cls
 
 
-def _uses_default_build(layer) -> bool:
+def uses_default_build(layer) -> bool:
+    """True when ``layer`` keeps `keras.layers.Layer`'s own ``build``."""
     return bool(getattr(type(layer).build, "_is_default", False))
 
 
@@ -185,7 +186,7 @@ def rebuild_problem(node: Node, targets) -> str | None:
             "arguments"
         )
     missing = [t for t in targets if not _holds_same(rebuilt, t)]
-    if missing and not _uses_default_build(layer) and layer.built:
+    if missing and not uses_default_build(layer) and layer.built:
         try:
             rebuilt.build_from_config(layer.get_build_config())
         except Exception:  # noqa: BLE001 - the check below reports it
@@ -368,3 +369,26 @@ def nothing_selected_message(model, nodes, layers, min_params, skipped):
             "`min_params` or name the layers with `layers=`."
         )
     return f"{message}: it holds no layer of a kind it converts ({_kinds()})."
+
+
+def swap(container, attribute, index, new_sub):
+    """Put ``new_sub`` where ``container`` holds a sublayer, untracked."""
+    value = getattr(container, attribute)
+    if index is None:
+        current = value
+        object.__setattr__(container, attribute, new_sub)
+    else:
+        current = value[index]
+        if isinstance(value, list):
+            list.__setitem__(value, index, new_sub)
+        else:
+            items = list(value)
+            items[index] = new_sub
+            object.__setattr__(container, attribute, type(value)(items))
+    tracked = container._layers
+    for i, layer in enumerate(tracked):
+        if layer is current:
+            tracked[i] = new_sub
+            break
+    else:
+        tracked.append(new_sub)
