@@ -20,8 +20,8 @@ from keras_tt.contraction import einsum
 from keras_tt.contraction import tt_kernel
 from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
-from keras_tt.decomposition import check_rel_error
-from keras_tt.decomposition import tt_svd
+from keras_tt.decomposition import decompose_for_layer
+from keras_tt.decomposition import float_matrix
 from keras_tt.initializers import as_tt_initializer
 from keras_tt.tt_matrix import full_matrix
 
@@ -502,18 +502,6 @@ def _dense_input(inputs, compute_dtype):
     return inputs
 
 
-def _kernel_as_float_array(kernel):
-    """A Dense kernel as NumPy float32 (float64 when it is float64).
-
-    TT-SVD runs in float32 or float64: float16 and bfloat16 kernels are
-    decomposed in float32 and the cores cast back to the layer's dtype.
-    """
-    array = keras.ops.convert_to_numpy(keras.ops.cast(kernel, "float32"))
-    if keras.backend.standardize_dtype(kernel.dtype) == "float64":
-        array = keras.ops.convert_to_numpy(kernel)
-    return array
-
-
 def dense_to_tt_dense(
     dense_layer,
     tt_rank=None,
@@ -546,34 +534,16 @@ def dense_to_tt_dense(
             f"({dense_layer.quantization_mode!r}); tensorize the float model "
             "before quantizing it."
         )
-    rel_error = check_rel_error(rel_error)
-    if tt_rank is None and rel_error is None:
-        raise ValueError(
-            "Expected `tt_rank` or `rel_error` (or both) to choose the "
-            f"TT-ranks of layer '{dense_layer.name}'. Received: tt_rank=None, "
-            "rel_error=None"
-        )
-    kernel = _kernel_as_float_array(dense_layer.kernel)
-    input_dim, units = kernel.shape
-    layout = modes_lib.resolve_layout(
-        input_dim, units, tt_rank, in_modes, out_modes, warn=False
-    )
-    padded = (layout.padded_input_dim, layout.padded_units)
-    if padded != kernel.shape:
-        kernel = np.pad(
-            kernel, [(0, padded[0] - input_dim), (0, padded[1] - units)]
-        )
-    max_rank = None if tt_rank is None else (layout.ranks[1:-1] or None)
-    decomposition = tt_svd(
-        kernel,
-        layout.in_modes,
-        layout.out_modes,
-        max_rank=max_rank,
+    result = decompose_for_layer(
+        float_matrix(dense_layer.kernel),
+        tt_rank=tt_rank,
         rel_error=rel_error,
+        in_modes=in_modes,
+        out_modes=out_modes,
         callback=callback,
+        layer_name=dense_layer.name,
     )
-    inner = decomposition.ranks[1:-1]
-    layer_rank = inner[0] if inner and len(set(inner)) == 1 else list(inner)
+    input_dim, units = result.layout.input_dim, result.layout.units
     kernel_regularizer = dense_layer.kernel_regularizer
     kernel_constraint = dense_layer.kernel_constraint
     if kernel_regularizer is not None or kernel_constraint is not None:
@@ -593,7 +563,7 @@ def dense_to_tt_dense(
         )
     layer = TTDense(
         units,
-        tt_rank=layer_rank or 1,
+        tt_rank=result.tt_rank,
         in_modes=in_modes,
         out_modes=out_modes,
         activation=dense_layer.activation,
@@ -608,8 +578,8 @@ def dense_to_tt_dense(
         trainable=dense_layer.trainable,
     )
     layer.build((None, input_dim))
-    for variable, core in zip(layer.cores, decomposition.cores):
+    for variable, core in zip(layer.cores, result.decomposition.cores):
         variable.assign(keras.ops.cast(core, variable.dtype))
     if dense_layer.use_bias:
         layer.bias.assign(keras.ops.cast(dense_layer.bias, layer.bias.dtype))
-    return layer, decomposition
+    return layer, result.decomposition

@@ -18,8 +18,8 @@ from keras import regularizers
 from keras_tt import modes as modes_lib
 from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
-from keras_tt.decomposition import check_rel_error
-from keras_tt.decomposition import tt_svd
+from keras_tt.decomposition import decompose_for_layer
+from keras_tt.decomposition import float_matrix
 from keras_tt.initializers import as_tt_initializer
 from keras_tt.tt_matrix import full_matrix
 
@@ -560,32 +560,15 @@ def einsum_dense_to_tt(
     `keras_tt.tensorize` uses too; ``callback`` goes to `keras_tt.tt_svd`.
     """
     parts = check_einsum_dense_layer(layer)
-    rel_error = check_rel_error(rel_error)
-    if tt_rank is None and rel_error is None:
-        raise ValueError(
-            "Expected `tt_rank` or `rel_error` (or both) to choose the "
-            f"TT-ranks of layer '{layer.name}'. Received: tt_rank=None, "
-            "rel_error=None"
-        )
-    matrix = kernel_matrix(layer)
-    rows, cols = matrix.shape
-    layout = modes_lib.resolve_layout(
-        rows, cols, tt_rank, in_modes, out_modes, warn=False
-    )
-    padded = (layout.padded_input_dim, layout.padded_units)
-    if padded != matrix.shape:
-        matrix = np.pad(matrix, [(0, padded[0] - rows), (0, padded[1] - cols)])
-    max_rank = None if tt_rank is None else (layout.ranks[1:-1] or None)
-    decomposition = tt_svd(
-        matrix,
-        layout.in_modes,
-        layout.out_modes,
-        max_rank=max_rank,
+    result = decompose_for_layer(
+        kernel_matrix(layer),
+        tt_rank=tt_rank,
         rel_error=rel_error,
+        in_modes=in_modes,
+        out_modes=out_modes,
         callback=callback,
+        layer_name=layer.name,
     )
-    inner = decomposition.ranks[1:-1]
-    layer_rank = inner[0] if inner and len(set(inner)) == 1 else list(inner)
     if layer.kernel_regularizer is not None or (
         layer.kernel_constraint is not None
     ):
@@ -600,7 +583,7 @@ def einsum_dense_to_tt(
     new = TTEinsumDense(
         layer.equation,
         layer.partial_output_shape,
-        tt_rank=layer_rank or 1,
+        tt_rank=result.tt_rank,
         in_modes=in_modes,
         out_modes=out_modes,
         activation=layer.activation,
@@ -625,7 +608,7 @@ def einsum_dense_to_tt(
     if parts.ellipsis and not parts.prefix:
         build_shape = (None,) + contracted
     new.build(build_shape)
-    for variable, core in zip(new.cores, decomposition.cores):
+    for variable, core in zip(new.cores, result.decomposition.cores):
         variable.assign(keras.ops.cast(core, variable.dtype))
     if new.bias is not None:
         new.bias.assign(
@@ -633,16 +616,12 @@ def einsum_dense_to_tt(
                 keras.ops.cast(layer.bias, new.bias.dtype), new.bias_shape
             )
         )
-    return new, decomposition
+    return new, result.decomposition
 
 
 def kernel_matrix(layer) -> np.ndarray:
     """An `EinsumDense` kernel as a ``prod(C) x prod(F)`` NumPy matrix."""
     parts = parse_equation(layer.equation)
-    kernel = layer.kernel
-    if keras.backend.standardize_dtype(kernel.dtype) == "float64":
-        array = keras.ops.convert_to_numpy(kernel)
-    else:
-        array = keras.ops.convert_to_numpy(keras.ops.cast(kernel, "float32"))
+    array = float_matrix(layer.kernel)
     rows = math.prod(array.shape[: len(parts.contracted)])
     return array.reshape(rows, -1)

@@ -16,8 +16,8 @@ from keras_tt import modes as modes_lib
 from keras_tt.contraction import einsum
 from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
-from keras_tt.decomposition import check_rel_error
-from keras_tt.decomposition import tt_svd
+from keras_tt.decomposition import decompose_for_layer
+from keras_tt.decomposition import float_matrix
 from keras_tt.initializers import TTVarianceScaling
 from keras_tt.initializers import as_tt_initializer
 from keras_tt.tt_matrix import full_matrix
@@ -452,14 +452,6 @@ def _distribution_variance(initializer):
     return None
 
 
-def embedding_table(layer) -> np.ndarray:
-    """An `Embedding` layer's table as NumPy float32 (float64 if float64)."""
-    table = layer.embeddings
-    if keras.backend.standardize_dtype(table.dtype) == "float64":
-        return keras.ops.convert_to_numpy(table)
-    return keras.ops.convert_to_numpy(keras.ops.cast(table, "float32"))
-
-
 def check_embedding_layer(layer, name="embedding_layer"):
     """Refuse what `TTEmbedding` cannot stand in for, with the reason."""
     if not isinstance(layer, keras.layers.Embedding):
@@ -512,39 +504,17 @@ def embedding_to_tt_embedding(
     uses too; ``callback`` is passed to `keras_tt.tt_svd`.
     """
     check_embedding_layer(embedding_layer)
-    rel_error = check_rel_error(rel_error)
-    if tt_rank is None and rel_error is None:
-        raise ValueError(
-            "Expected `tt_rank` or `rel_error` (or both) to choose the "
-            f"TT-ranks of layer '{embedding_layer.name}'. Received: "
-            "tt_rank=None, rel_error=None"
-        )
-    table = embedding_table(embedding_layer)
-    vocab, width = table.shape
-    layout = modes_lib.resolve_layout(
-        vocab,
-        width,
-        tt_rank,
-        vocab_modes,
-        embed_modes,
-        warn=False,
+    result = decompose_for_layer(
+        float_matrix(embedding_layer.embeddings),
+        tt_rank=tt_rank,
+        rel_error=rel_error,
+        in_modes=vocab_modes,
+        out_modes=embed_modes,
+        callback=callback,
+        layer_name=embedding_layer.name,
         names=_NAMES,
     )
-    padded = (layout.padded_input_dim, layout.padded_units)
-    if padded != table.shape:
-        table = np.pad(table, [(0, padded[0] - vocab), (0, padded[1] - width)])
-    max_rank = None if tt_rank is None else (layout.ranks[1:-1] or None)
-    decomposition = tt_svd(
-        table,
-        layout.in_modes,
-        layout.out_modes,
-        max_rank=max_rank,
-        rel_error=rel_error,
-        callback=callback,
-    )
-    del table
-    inner = decomposition.ranks[1:-1]
-    layer_rank = inner[0] if inner and len(set(inner)) == 1 else list(inner)
+    vocab, width = result.layout.input_dim, result.layout.units
     regularizer = embedding_layer.embeddings_regularizer
     constraint = embedding_layer.embeddings_constraint
     if regularizer is not None or constraint is not None:
@@ -565,7 +535,7 @@ def embedding_to_tt_embedding(
     layer = TTEmbedding(
         vocab,
         width,
-        tt_rank=layer_rank or 1,
+        tt_rank=result.tt_rank,
         vocab_modes=vocab_modes,
         embed_modes=embed_modes,
         embeddings_regularizer=regularizer,
@@ -576,6 +546,6 @@ def embedding_to_tt_embedding(
         trainable=embedding_layer.trainable,
     )
     layer.build()
-    for variable, core in zip(layer.cores, decomposition.cores):
+    for variable, core in zip(layer.cores, result.decomposition.cores):
         variable.assign(keras.ops.cast(core, variable.dtype))
-    return layer, decomposition
+    return layer, result.decomposition

@@ -26,8 +26,8 @@ import tf_keras
 from keras_tt import modes as modes_lib
 from keras_tt.contraction import contraction_plan
 from keras_tt.decomposition import TTDecomposition
-from keras_tt.decomposition import check_rel_error
-from keras_tt.decomposition import tt_svd
+from keras_tt.decomposition import decompose_for_layer
+from keras_tt.decomposition import float_matrix
 from keras_tt.initializers import _TRUNCATED_NORMAL_STDDEV_CORRECTION
 from keras_tt.initializers import TTVarianceScaling
 from keras_tt.tf_keras import _tfmot
@@ -448,36 +448,16 @@ def dense_to_tt_dense(
             f"The Dense layer '{dense_layer.name}' is not built, so it has no "
             "kernel to decompose: call it on an input first."
         )
-    rel_error = check_rel_error(rel_error)
-    if tt_rank is None and rel_error is None:
-        raise ValueError(
-            "Expected `tt_rank` or `rel_error` (or both) to choose the "
-            f"TT-ranks of layer '{dense_layer.name}'. Received: tt_rank=None, "
-            "rel_error=None"
-        )
-    kernel = np.asarray(dense_layer.kernel.numpy())
-    if kernel.dtype != np.float64:
-        kernel = kernel.astype(np.float32)
-    input_dim, units = kernel.shape
-    layout = modes_lib.resolve_layout(
-        input_dim, units, tt_rank, in_modes, out_modes, warn=False
-    )
-    padded = (layout.padded_input_dim, layout.padded_units)
-    if padded != kernel.shape:
-        kernel = np.pad(
-            kernel, [(0, padded[0] - input_dim), (0, padded[1] - units)]
-        )
-    max_rank = None if tt_rank is None else (layout.ranks[1:-1] or None)
-    decomposition = tt_svd(
-        kernel,
-        layout.in_modes,
-        layout.out_modes,
-        max_rank=max_rank,
+    result = decompose_for_layer(
+        float_matrix(dense_layer.kernel.numpy()),
+        tt_rank=tt_rank,
         rel_error=rel_error,
+        in_modes=in_modes,
+        out_modes=out_modes,
         callback=callback,
+        layer_name=dense_layer.name,
     )
-    inner = decomposition.ranks[1:-1]
-    layer_rank = inner[0] if inner and len(set(inner)) == 1 else list(inner)
+    input_dim, units = result.layout.input_dim, result.layout.units
     if (
         dense_layer.kernel_regularizer is not None
         or dense_layer.kernel_constraint is not None
@@ -490,7 +470,7 @@ def dense_to_tt_dense(
         )
     layer = TTDense(
         units,
-        tt_rank=layer_rank or 1,
+        tt_rank=result.tt_rank,
         in_modes=in_modes,
         out_modes=out_modes,
         activation=dense_layer.activation,
@@ -505,8 +485,8 @@ def dense_to_tt_dense(
         trainable=dense_layer.trainable,
     )
     layer.build((None, input_dim))
-    for variable, core in zip(layer.cores, decomposition.cores):
+    for variable, core in zip(layer.cores, result.decomposition.cores):
         variable.assign(np.asarray(core, variable.dtype.as_numpy_dtype))
     if dense_layer.use_bias:
         layer.bias.assign(dense_layer.bias)
-    return layer, decomposition
+    return layer, result.decomposition
