@@ -22,6 +22,7 @@ import importlib
 import keras
 
 from keras_tt import modes as modes_lib
+from keras_tt.layers._tt_base import as_list
 from keras_tt.layers.tt_einsum_dense import TTEinsumDense
 from keras_tt.layers.tt_einsum_dense import parse_equation
 
@@ -63,14 +64,10 @@ def check_projections(tt_projections, name="tt_projections") -> dict:
         tt_rank = spec["tt_rank"]
         clean[projection] = {
             "tt_rank": tt_rank if isinstance(tt_rank, int) else list(tt_rank),
-            "in_modes": _as_list(spec.get("in_modes")),
-            "out_modes": _as_list(spec.get("out_modes")),
+            "in_modes": as_list(spec.get("in_modes")),
+            "out_modes": as_list(spec.get("out_modes")),
         }
     return clean
-
-
-def _as_list(modes):
-    return None if modes is None else [int(m) for m in modes]
 
 
 class TTAttentionMixin:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
-import warnings
 
 import keras
 import numpy as np
@@ -22,12 +20,17 @@ from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.decomposition import decompose_for_layer
 from keras_tt.decomposition import float_matrix
-from keras_tt.initializers import as_tt_initializer
-from keras_tt.tt_matrix import full_matrix
+from keras_tt.layers._tt_base import TTLayerMixin
+from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import check_given_modes
+from keras_tt.layers._tt_base import core_initializers
+from keras_tt.layers._tt_base import leading_shape
+from keras_tt.layers._tt_base import normalize_tt_rank
+from keras_tt.layers._tt_base import warn_per_core
 
 
 @keras.saving.register_keras_serializable(package="keras_tt")
-class TTDense(keras.layers.Layer):
+class TTDense(TTLayerMixin, keras.layers.Layer):
     """Densely-connected layer with its kernel stored in TT-matrix format.
 
     `TTDense` computes ``output = activation(dot(input, W) + bias)`` like
@@ -138,27 +141,12 @@ class TTDense(keras.layers.Layer):
         units = modes_lib.check_width(units, "units")
         check_contraction(contraction)
         modes_lib.check_tt_rank_argument(tt_rank)
-        # Checks the modes against each other and against `units` now; the
-        # input side is checked again in `build`, once its width is known.
-        if in_modes is not None or out_modes is not None:
-            probe_dim = (
-                math.prod(modes_lib.validate_modes(in_modes, "in_modes"))
-                if in_modes is not None
-                else 1
-            )
-            layout = modes_lib.resolve_layout(
-                probe_dim, units, tt_rank, in_modes, out_modes, warn=False
-            )
-            in_modes = layout.in_modes if in_modes is not None else None
-            out_modes = layout.out_modes if out_modes is not None else None
-
+        in_modes, out_modes = check_given_modes(
+            units, tt_rank, in_modes, out_modes
+        )
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = int(units)
-        self.tt_rank = (
-            tt_rank
-            if isinstance(tt_rank, numbers.Integral)
-            else (tuple(int(r) for r in tt_rank))
-        )
+        self.tt_rank = normalize_tt_rank(tt_rank)
         self.in_modes = in_modes
         self.out_modes = out_modes
         self._given_in_modes = in_modes
@@ -215,24 +203,16 @@ class TTDense(keras.layers.Layer):
         )
         self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
         self.tt_ranks = layout.ranks
-        tt_init = as_tt_initializer(self.kernel_initializer)
-        self.cores = []
-        for k, shape in enumerate(layout.core_shapes):
-            if tt_init is None:
-                initializer = self.kernel_initializer
-            else:
-                initializer = tt_init.core_initializer(
-                    k, self.input_dim, self.units, self.tt_ranks
-                )
-            self.cores.append(
-                self.add_weight(
-                    name=f"core_{k}",
-                    shape=shape,
-                    initializer=initializer,
-                    regularizer=self.kernel_regularizer,
-                    constraint=self.kernel_constraint,
-                )
-            )
+        self._add_cores(
+            core_initializers(
+                self.kernel_initializer,
+                self.input_dim,
+                self.units,
+                layout.ranks,
+            ),
+            self.kernel_regularizer,
+            self.kernel_constraint,
+        )
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
@@ -245,56 +225,12 @@ class TTDense(keras.layers.Layer):
             min_ndim=2, axes={-1: self.input_dim}
         )
 
-    @property
-    def layout(self):
-        """The `keras_tt.modes.TTLayout` of the kernel (once built)."""
-        self._check_built("layout")
-        return modes_lib.TTLayout(
-            self.input_dim,
-            self.units,
-            self.in_modes,
-            self.out_modes,
-            self.tt_ranks,
-        )
-
     # ------------------------------------------------------------- properties
-
-    @property
-    def padded_input_dim(self):
-        """Input width after zero-padding: the product of `in_modes`."""
-        return math.prod(self.in_modes) if self.in_modes else None
-
-    @property
-    def padded_units(self):
-        """Output width before the extra outputs are dropped."""
-        return math.prod(self.out_modes) if self.out_modes else None
-
-    @property
-    def num_core_params(self):
-        """Number of kernel parameters held in the cores."""
-        self._check_built("num_core_params")
-        return self.layout.num_params
-
-    @property
-    def compression_ratio(self):
-        """Dense kernel size ``input_dim * units`` over the total core size."""
-        self._check_built("compression_ratio")
-        return self.layout.compression_ratio
 
     def full_kernel(self):
         """The ``(input_dim, units)`` kernel the cores stand for, as NumPy."""
         self._check_built("full_kernel")
-        matrix = full_matrix(
-            [keras.ops.convert_to_numpy(c) for c in self.cores]
-        )
-        return matrix[: self.input_dim, : self.units]
-
-    def _check_built(self, what):
-        if not self.built:
-            raise ValueError(
-                f"`{what}` is only known once the layer is built; call the "
-                "layer on an input or call `build(input_shape)` first."
-            )
+        return self._full_matrix(self._core_arrays())
 
     @classmethod
     def from_dense(
@@ -405,30 +341,12 @@ class TTDense(keras.layers.Layer):
             if self.padded_units > self.units:
                 y = y[:, : self.units]
         if len(inputs.shape) != 2:
-            y = ops.reshape(y, _leading_shape(inputs) + (self.units,))
+            y = ops.reshape(y, leading_shape(inputs) + (self.units,))
         if self.bias is not None:
             y = ops.add(y, self.bias)
         if self.activation is not None:
             y = self.activation(y)
         return y
-
-    def load_own_variables(self, store):
-        """Load the cores and bias, checking their shapes first.
-
-        A ``.keras`` file whose config disagrees with its stored weights
-        (edited by hand, or written by another version) is refused with the
-        shapes it holds, before any value is assigned.
-        """
-        expected = [tuple(v.shape) for v in self.weights]
-        stored = [tuple(store[str(i)].shape) for i in range(len(store.keys()))]
-        if stored != expected:
-            raise ValueError(
-                f"Cannot load the weights of layer '{self.name}': its config "
-                f"describes weights of shapes {expected} (TT-ranks "
-                f"{self.tt_ranks}, modes {self.in_modes} x {self.out_modes}), "
-                f"but the file stores shapes {stored}."
-            )
-        super().load_own_variables(store)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -437,24 +355,11 @@ class TTDense(keras.layers.Layer):
 
     def get_config(self):
         base_config = super().get_config()
-        tt_rank = self.tt_rank
-        if self.built:
-            inner = self.tt_ranks[1:-1]
-            given = (
-                (tt_rank,) * len(inner)
-                if isinstance(tt_rank, numbers.Integral)
-                else tuple(tt_rank)
-            )
-            if given != inner:
-                # Ranks were clamped: store those in use, so reloading is quiet.
-                tt_rank = inner
-        if isinstance(tt_rank, tuple):
-            tt_rank = list(tt_rank)
         config = {
             "units": self.units,
-            "tt_rank": tt_rank,
-            "in_modes": _as_list(self._given_in_modes),
-            "out_modes": _as_list(self._given_out_modes),
+            "tt_rank": self._config_tt_rank(),
+            "in_modes": as_list(self._given_in_modes),
+            "out_modes": as_list(self._given_out_modes),
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(
@@ -470,24 +375,6 @@ class TTDense(keras.layers.Layer):
             "contraction": self.contraction,
         }
         return {**base_config, **config}
-
-
-def _as_list(modes):
-    return None if modes is None else [int(m) for m in modes]
-
-
-def _leading_shape(inputs):
-    """The axes before the last, as a reshape target.
-
-    When only the batch axis is unknown the target is ``(-1, *inner)``, a
-    constant: the exported graph then has no shape arithmetic, which
-    LiteRT's ``CompiledModel`` does not evaluate for a batch it was not
-    resized to.
-    """
-    inner = tuple(inputs.shape[1:-1])
-    if all(dim is not None for dim in inner):
-        return (-1, *inner)
-    return tuple(keras.ops.shape(inputs)[:-1])
 
 
 def _dense_input(inputs, compute_dtype):
@@ -546,21 +433,14 @@ def dense_to_tt_dense(
     input_dim, units = result.layout.input_dim, result.layout.units
     kernel_regularizer = dense_layer.kernel_regularizer
     kernel_constraint = dense_layer.kernel_constraint
-    if kernel_regularizer is not None or kernel_constraint is not None:
-        warnings.warn(
-            f"Layer '{dense_layer.name}': its kernel "
-            + " and ".join(
-                what
-                for what, value in (
-                    ("regularizer", kernel_regularizer),
-                    ("constraint", kernel_constraint),
-                )
-                if value is not None
-            )
-            + " now apply to each TT-core, not to the full kernel.",
-            UserWarning,
-            stacklevel=3,
-        )
+    warn_per_core(
+        dense_layer.name,
+        "kernel",
+        kernel_regularizer,
+        kernel_constraint,
+        whole="kernel",
+        stacklevel=3,
+    )
     layer = TTDense(
         units,
         tt_rank=result.tt_rank,
@@ -578,8 +458,7 @@ def dense_to_tt_dense(
         trainable=dense_layer.trainable,
     )
     layer.build((None, input_dim))
-    for variable, core in zip(layer.cores, result.decomposition.cores):
-        variable.assign(keras.ops.cast(core, variable.dtype))
+    layer._assign_cores(result.decomposition.cores)
     if dense_layer.use_bias:
         layer.bias.assign(keras.ops.cast(dense_layer.bias, layer.bias.dtype))
     return layer, result.decomposition

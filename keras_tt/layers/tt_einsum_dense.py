@@ -6,7 +6,6 @@ import dataclasses
 import math
 import numbers
 import re
-import warnings
 
 import keras
 import numpy as np
@@ -20,8 +19,11 @@ from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.decomposition import decompose_for_layer
 from keras_tt.decomposition import float_matrix
-from keras_tt.initializers import as_tt_initializer
-from keras_tt.tt_matrix import full_matrix
+from keras_tt.layers._tt_base import TTLayerMixin
+from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import core_initializers
+from keras_tt.layers._tt_base import normalize_tt_rank
+from keras_tt.layers._tt_base import warn_per_core
 
 _EQUATION = re.compile(
     r"^(\.\.\.)?([a-zA-Z]*),([a-zA-Z]+)->(\.\.\.)?([a-zA-Z]*)$"
@@ -153,7 +155,7 @@ def _free_shape(output_shape, parts, name="output_shape"):
 
 
 @keras.saving.register_keras_serializable(package="keras_tt")
-class TTEinsumDense(keras.layers.Layer):
+class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
     """`EinsumDense` with its kernel stored in TT-matrix format.
 
     For equations of the form ``P C, C F -> P F``, which contract the
@@ -254,11 +256,7 @@ class TTEinsumDense(keras.layers.Layer):
         self.parts = parts
         self.free_shape = free_shape
         self.units = units
-        self.tt_rank = (
-            int(tt_rank)
-            if isinstance(tt_rank, numbers.Integral)
-            else tuple(int(r) for r in tt_rank)
-        )
+        self.tt_rank = normalize_tt_rank(tt_rank)
         self._given_in_modes = in_modes
         self._given_out_modes = out_modes
         self.in_modes = in_modes
@@ -320,25 +318,16 @@ class TTEinsumDense(keras.layers.Layer):
         )
         self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
         self.tt_ranks = layout.ranks
-        tt_init = as_tt_initializer(self.kernel_initializer)
-        self.cores = []
-        for k, shape in enumerate(layout.core_shapes):
-            initializer = (
-                self.kernel_initializer
-                if tt_init is None
-                else tt_init.core_initializer(
-                    k, self.input_dim, self.units, self.tt_ranks
-                )
-            )
-            self.cores.append(
-                self.add_weight(
-                    name=f"core_{k}",
-                    shape=shape,
-                    initializer=initializer,
-                    regularizer=self.kernel_regularizer,
-                    constraint=self.kernel_constraint,
-                )
-            )
+        self._add_cores(
+            core_initializers(
+                self.kernel_initializer,
+                self.input_dim,
+                self.units,
+                layout.ranks,
+            ),
+            self.kernel_regularizer,
+            self.kernel_constraint,
+        )
         if self.bias_axes:
             self.bias = self.add_weight(
                 name="bias",
@@ -354,42 +343,11 @@ class TTEinsumDense(keras.layers.Layer):
             },
         )
 
-    @property
-    def layout(self) -> modes_lib.TTLayout:
-        """The `keras_tt.modes.TTLayout` of the kernel matrix (once built)."""
-        self._check_built("layout")
-        return modes_lib.TTLayout(
-            self.input_dim,
-            self.units,
-            self.in_modes,
-            self.out_modes,
-            self.tt_ranks,
-        )
-
-    @property
-    def num_core_params(self) -> int:
-        """Number of kernel parameters held in the cores."""
-        return self.layout.num_params
-
-    @property
-    def compression_ratio(self) -> float:
-        """Dense kernel size over the core size."""
-        return self.layout.compression_ratio
-
     def full_kernel(self) -> np.ndarray:
         """The kernel in `EinsumDense`'s shape ``C + F``, as NumPy."""
         self._check_built("full_kernel")
-        matrix = full_matrix(
-            [keras.ops.convert_to_numpy(c) for c in self.cores]
-        )[: self.input_dim, : self.units]
+        matrix = self._full_matrix(self._core_arrays())
         return matrix.reshape(self.contracted_shape + self.free_shape)
-
-    def _check_built(self, what):
-        if not self.built:
-            raise ValueError(
-                f"`{what}` is only known once the layer is built; call the "
-                "layer on an input or call `build(input_shape)` first."
-            )
 
     def call(self, inputs):
         ops = keras.ops
@@ -397,11 +355,12 @@ class TTEinsumDense(keras.layers.Layer):
         if not keras.backend.is_float_dtype(inputs.dtype):
             inputs = ops.cast(inputs, self.compute_dtype)
         x = ops.reshape(inputs, (-1, self.input_dim))
-        padded_in = math.prod(self.in_modes)
-        if padded_in > self.input_dim:
-            x = ops.pad(x, [[0, 0], [0, padded_in - self.input_dim]])
+        if self.padded_input_dim > self.input_dim:
+            x = ops.pad(
+                x, [[0, 0], [0, self.padded_input_dim - self.input_dim]]
+            )
         y = tt_matmul(x, self.cores, self.in_modes, self.out_modes)
-        if math.prod(self.out_modes) > self.units:
+        if self.padded_units > self.units:
             y = y[:, : self.units]
         kept = ops.shape(inputs)[
             : len(inputs.shape) - len(self.contracted_shape)
@@ -416,19 +375,6 @@ class TTEinsumDense(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         num_c = len(self.parts.contracted)
         return tuple(input_shape[: len(input_shape) - num_c]) + self.free_shape
-
-    def load_own_variables(self, store):
-        """Load the cores and bias, checking their shapes first."""
-        expected = [tuple(v.shape) for v in self.weights]
-        stored = [tuple(store[str(i)].shape) for i in range(len(store.keys()))]
-        if stored != expected:
-            raise ValueError(
-                f"Cannot load the weights of layer '{self.name}': its config "
-                f"describes weights of shapes {expected} (TT-ranks "
-                f"{self.tt_ranks}, modes {self.in_modes} x {self.out_modes}), "
-                f"but the file stores shapes {stored}."
-            )
-        super().load_own_variables(store)
 
     @classmethod
     def from_einsum_dense(
@@ -470,27 +416,15 @@ class TTEinsumDense(keras.layers.Layer):
 
     def get_config(self):
         base_config = super().get_config()
-        tt_rank = self.tt_rank
-        if self.built:
-            inner = self.tt_ranks[1:-1]
-            given = (
-                (tt_rank,) * len(inner)
-                if isinstance(tt_rank, numbers.Integral)
-                else tuple(tt_rank)
-            )
-            if given != inner:
-                tt_rank = inner
-        if isinstance(tt_rank, tuple):
-            tt_rank = list(tt_rank)
         output_shape = self.partial_output_shape
         if isinstance(output_shape, tuple):
             output_shape = list(output_shape)
         config = {
             "equation": self.equation,
             "output_shape": output_shape,
-            "tt_rank": tt_rank,
-            "in_modes": _as_list(self._given_in_modes),
-            "out_modes": _as_list(self._given_out_modes),
+            "tt_rank": self._config_tt_rank(),
+            "in_modes": as_list(self._given_in_modes),
+            "out_modes": as_list(self._given_out_modes),
             "activation": activations.serialize(self.activation),
             "bias_axes": self.bias_axes,
             "kernel_initializer": initializers.serialize(
@@ -505,10 +439,6 @@ class TTEinsumDense(keras.layers.Layer):
             "bias_constraint": constraints.serialize(self.bias_constraint),
         }
         return {**base_config, **config}
-
-
-def _as_list(modes):
-    return None if modes is None else [int(m) for m in modes]
 
 
 def check_einsum_dense_layer(layer, name="layer") -> EquationParts:
@@ -569,15 +499,14 @@ def einsum_dense_to_tt(
         callback=callback,
         layer_name=layer.name,
     )
-    if layer.kernel_regularizer is not None or (
-        layer.kernel_constraint is not None
-    ):
-        warnings.warn(
-            f"Layer '{layer.name}': its kernel regularizer or constraint now "
-            "applies to each TT-core, not to the full kernel.",
-            UserWarning,
-            stacklevel=3,
-        )
+    warn_per_core(
+        layer.name,
+        "kernel",
+        layer.kernel_regularizer,
+        layer.kernel_constraint,
+        whole="kernel",
+        stacklevel=3,
+    )
     kernel_shape = tuple(int(s) for s in layer.kernel.shape)
     free_shape = kernel_shape[len(parts.contracted) :]
     new = TTEinsumDense(
@@ -608,8 +537,7 @@ def einsum_dense_to_tt(
     if parts.ellipsis and not parts.prefix:
         build_shape = (None,) + contracted
     new.build(build_shape)
-    for variable, core in zip(new.cores, result.decomposition.cores):
-        variable.assign(keras.ops.cast(core, variable.dtype))
+    new._assign_cores(result.decomposition.cores)
     if new.bias is not None:
         new.bias.assign(
             keras.ops.reshape(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
-import warnings
 
 import keras
 import numpy as np
@@ -20,13 +18,17 @@ from keras_tt.decomposition import decompose_for_layer
 from keras_tt.decomposition import float_matrix
 from keras_tt.initializers import TTVarianceScaling
 from keras_tt.initializers import as_tt_initializer
-from keras_tt.tt_matrix import full_matrix
+from keras_tt.layers._tt_base import TTLayerMixin
+from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import core_initializers
+from keras_tt.layers._tt_base import normalize_tt_rank
+from keras_tt.layers._tt_base import warn_per_core
 
 _NAMES = ("input_dim", "output_dim", "vocab_modes", "embed_modes")
 
 
 @keras.saving.register_keras_serializable(package="keras_tt")
-class TTEmbedding(keras.layers.Layer):
+class TTEmbedding(TTLayerMixin, keras.layers.Layer):
     """Turns integer ids into dense vectors, the table stored as a TT-matrix.
 
     `TTEmbedding` does what `keras.layers.Embedding` does,
@@ -141,11 +143,7 @@ class TTEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         self.input_dim = layout.input_dim
         self.output_dim = layout.units
-        self.tt_rank = (
-            int(tt_rank)
-            if isinstance(tt_rank, numbers.Integral)
-            else tuple(int(r) for r in tt_rank)
-        )
+        self.tt_rank = normalize_tt_rank(tt_rank)
         self._given_vocab_modes = (
             None if vocab_modes is None else layout.in_modes
         )
@@ -163,71 +161,38 @@ class TTEmbedding(keras.layers.Layer):
         self.cores = []
         self.autocast = False
 
-    @property
-    def layout(self) -> modes_lib.TTLayout:
-        """The `keras_tt.modes.TTLayout` of the table."""
-        return modes_lib.TTLayout(
-            self.input_dim,
-            self.output_dim,
-            self.vocab_modes,
-            self.embed_modes,
-            self.tt_ranks,
-        )
-
-    @property
-    def padded_input_dim(self) -> int:
-        """Rows of the TT-matrix: the product of `vocab_modes`."""
-        return math.prod(self.vocab_modes)
+    _layout_fields = ("input_dim", "output_dim", "vocab_modes", "embed_modes")
 
     @property
     def padded_output_dim(self) -> int:
         """Columns of the TT-matrix: the product of `embed_modes`."""
-        return math.prod(self.embed_modes)
-
-    @property
-    def num_core_params(self) -> int:
-        """Number of parameters held in the cores."""
-        return self.layout.num_params
-
-    @property
-    def compression_ratio(self) -> float:
-        """Dense table size ``input_dim * output_dim`` over the core size."""
-        return self.layout.compression_ratio
+        return self.padded_units
 
     # ------------------------------------------------------------------ build
 
     def build(self, input_shape=None):
         if self.built:
             return
-        self.cores = []
-        for k, shape in enumerate(self.layout.core_shapes):
-            self.cores.append(
-                self.add_weight(
-                    name=f"core_{k}",
-                    shape=shape,
-                    initializer=self._core_initializer(k),
-                    regularizer=self.embeddings_regularizer,
-                    constraint=self.embeddings_constraint,
-                )
-            )
+        self._add_cores(
+            self._core_initializers(),
+            self.embeddings_regularizer,
+            self.embeddings_constraint,
+        )
         self.built = True
 
-    def _core_initializer(self, k):
+    def _core_initializers(self):
         init = self.embeddings_initializer
-        tt_init = as_tt_initializer(init)
-        if tt_init is not None:
-            return tt_init.core_initializer(
-                k, self.input_dim, self.output_dim, self.tt_ranks
-            )
         variance = _distribution_variance(init)
-        if variance is not None:
+        if as_tt_initializer(init) is None and variance is not None:
             # A target variance v is TTVarianceScaling(scale=v, fan_in) with
             # a fan of 1.
             target = TTVarianceScaling(
                 scale=variance, mode="fan_in", seed=init.seed
             )
-            return target.core_initializer(k, 1, 1, self.tt_ranks)
-        return init
+            return core_initializers(target, 1, 1, self.tt_ranks)
+        return core_initializers(
+            init, self.input_dim, self.output_dim, self.tt_ranks
+        )
 
     # ------------------------------------------------------------------- call
 
@@ -329,21 +294,7 @@ class TTEmbedding(keras.layers.Layer):
         Forms the whole table: meant for tests and small vocabularies.
         """
         self.build()
-        cores = [keras.ops.convert_to_numpy(c) for c in self.cores]
-        return full_matrix(cores)[: self.input_dim, : self.output_dim]
-
-    def load_own_variables(self, store):
-        """Load the cores, checking their shapes against the config first."""
-        expected = [tuple(v.shape) for v in self.weights]
-        stored = [tuple(store[str(i)].shape) for i in range(len(store.keys()))]
-        if stored != expected:
-            raise ValueError(
-                f"Cannot load the weights of layer '{self.name}': its config "
-                f"describes cores of shapes {expected} (TT-ranks "
-                f"{self.tt_ranks}, modes {self.vocab_modes} x "
-                f"{self.embed_modes}), but the file stores shapes {stored}."
-            )
-        super().load_own_variables(store)
+        return self._full_matrix(self._core_arrays())
 
     @classmethod
     def from_embedding(
@@ -404,24 +355,12 @@ class TTEmbedding(keras.layers.Layer):
 
     def get_config(self):
         base_config = super().get_config()
-        inner = self.tt_ranks[1:-1]
-        tt_rank = self.tt_rank
-        given = (
-            (tt_rank,) * len(inner)
-            if isinstance(tt_rank, numbers.Integral)
-            else tuple(tt_rank)
-        )
-        if given != inner:
-            # Ranks were clamped: store those in use, so reloading is quiet.
-            tt_rank = inner
-        if isinstance(tt_rank, tuple):
-            tt_rank = list(tt_rank)
         config = {
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
-            "tt_rank": tt_rank,
-            "vocab_modes": _as_list(self._given_vocab_modes),
-            "embed_modes": _as_list(self._given_embed_modes),
+            "tt_rank": self._config_tt_rank(),
+            "vocab_modes": as_list(self._given_vocab_modes),
+            "embed_modes": as_list(self._given_embed_modes),
             "embeddings_initializer": initializers.serialize(
                 self.embeddings_initializer
             ),
@@ -434,10 +373,6 @@ class TTEmbedding(keras.layers.Layer):
             "mask_zero": self.mask_zero,
         }
         return {**base_config, **config}
-
-
-def _as_list(modes):
-    return None if modes is None else [int(m) for m in modes]
 
 
 def _distribution_variance(initializer):
@@ -517,21 +452,14 @@ def embedding_to_tt_embedding(
     vocab, width = result.layout.input_dim, result.layout.units
     regularizer = embedding_layer.embeddings_regularizer
     constraint = embedding_layer.embeddings_constraint
-    if regularizer is not None or constraint is not None:
-        warnings.warn(
-            f"Layer '{embedding_layer.name}': its embeddings "
-            + " and ".join(
-                what
-                for what, value in (
-                    ("regularizer", regularizer),
-                    ("constraint", constraint),
-                )
-                if value is not None
-            )
-            + " now apply to each TT-core, not to the full table.",
-            UserWarning,
-            stacklevel=3,
-        )
+    warn_per_core(
+        embedding_layer.name,
+        "embeddings",
+        regularizer,
+        constraint,
+        whole="table",
+        stacklevel=3,
+    )
     layer = TTEmbedding(
         vocab,
         width,
@@ -546,6 +474,5 @@ def embedding_to_tt_embedding(
         trainable=embedding_layer.trainable,
     )
     layer.build()
-    for variable, core in zip(layer.cores, result.decomposition.cores):
-        variable.assign(keras.ops.cast(core, variable.dtype))
+    layer._assign_cores(result.decomposition.cores)
     return layer, result.decomposition

@@ -16,8 +16,6 @@ of every contraction step.
 from __future__ import annotations
 
 import math
-import numbers
-import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -30,8 +28,12 @@ from keras_tt.decomposition import decompose_for_layer
 from keras_tt.decomposition import float_matrix
 from keras_tt.initializers import _TRUNCATED_NORMAL_STDDEV_CORRECTION
 from keras_tt.initializers import TTVarianceScaling
+from keras_tt.layers._tt_base import TTMatrixMixin
+from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import check_given_modes
+from keras_tt.layers._tt_base import normalize_tt_rank
+from keras_tt.layers._tt_base import warn_per_core
 from keras_tt.tf_keras import _tfmot
-from keras_tt.tt_matrix import full_matrix
 
 
 def tt_chain(x, cores, in_modes, out_modes, after_step=None):
@@ -80,7 +82,7 @@ def _core_initializer(initializer, core_index, input_dim, units, ranks):
 
 
 @tf_keras.utils.register_keras_serializable(package="keras_tt")
-class TTDense(tf_keras.layers.Layer):
+class TTDense(TTMatrixMixin, tf_keras.layers.Layer):
     """Densely-connected `tf_keras` layer with a TT-matrix kernel.
 
     Computes ``output = activation(dot(input, W) + bias)`` where the
@@ -156,26 +158,12 @@ class TTDense(tf_keras.layers.Layer):
     ):
         units = modes_lib.check_width(units, "units")
         modes_lib.check_tt_rank_argument(tt_rank)
-        if in_modes is not None or out_modes is not None:
-            # Checks the modes against each other and against `units`; the
-            # input side is checked again in `build`.
-            probe_dim = (
-                math.prod(modes_lib.validate_modes(in_modes, "in_modes"))
-                if in_modes is not None
-                else 1
-            )
-            layout = modes_lib.resolve_layout(
-                probe_dim, units, tt_rank, in_modes, out_modes, warn=False
-            )
-            in_modes = layout.in_modes if in_modes is not None else None
-            out_modes = layout.out_modes if out_modes is not None else None
+        in_modes, out_modes = check_given_modes(
+            units, tt_rank, in_modes, out_modes
+        )
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = int(units)
-        self.tt_rank = (
-            int(tt_rank)
-            if isinstance(tt_rank, numbers.Integral)
-            else tuple(int(r) for r in tt_rank)
-        )
+        self.tt_rank = normalize_tt_rank(tt_rank)
         self._given_in_modes = in_modes
         self._given_out_modes = out_modes
         self.in_modes = in_modes
@@ -262,50 +250,10 @@ class TTDense(tf_keras.layers.Layer):
         """The cores, in order (variables, or the tensors a wrapper set)."""
         return [getattr(self, name) for name in self.core_names]
 
-    @property
-    def layout(self):
-        """The `keras_tt.modes.TTLayout` of the kernel (once built)."""
-        self._check_built("layout")
-        return modes_lib.TTLayout(
-            self.input_dim,
-            self.units,
-            self.in_modes,
-            self.out_modes,
-            self.tt_ranks,
-        )
-
-    @property
-    def padded_input_dim(self):
-        """Input width after zero-padding: the product of `in_modes`."""
-        return math.prod(self.in_modes) if self.in_modes else None
-
-    @property
-    def padded_units(self):
-        """Output width before the extra outputs are dropped."""
-        return math.prod(self.out_modes) if self.out_modes else None
-
-    @property
-    def num_core_params(self):
-        """Number of kernel parameters held in the cores."""
-        return self.layout.num_params
-
-    @property
-    def compression_ratio(self):
-        """Dense kernel size ``input_dim * units`` over the total core size."""
-        return self.layout.compression_ratio
-
     def full_kernel(self):
         """The ``(input_dim, units)`` kernel the cores stand for, as NumPy."""
         self._check_built("full_kernel")
-        matrix = full_matrix([np.asarray(c) for c in self.cores])
-        return matrix[: self.input_dim, : self.units]
-
-    def _check_built(self, what):
-        if not self.built:
-            raise ValueError(
-                f"`{what}` is only known once the layer is built; call the "
-                "layer on an input or call `build(input_shape)` first."
-            )
+        return self._full_matrix([np.asarray(c) for c in self.cores])
 
     # -------------------------------------------------- model optimization
 
@@ -357,25 +305,12 @@ class TTDense(tf_keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        tt_rank = self.tt_rank
-        if self.built:
-            inner = tuple(self.tt_ranks[1:-1])
-            given = (
-                (tt_rank,) * len(inner)
-                if isinstance(tt_rank, int)
-                else tuple(tt_rank)
-            )
-            if given != inner:
-                # Ranks were clamped: store those in use.
-                tt_rank = inner
         config.update(
             {
                 "units": self.units,
-                "tt_rank": (
-                    list(tt_rank) if isinstance(tt_rank, tuple) else tt_rank
-                ),
-                "in_modes": _as_list(self._given_in_modes),
-                "out_modes": _as_list(self._given_out_modes),
+                "tt_rank": self._config_tt_rank(),
+                "in_modes": as_list(self._given_in_modes),
+                "out_modes": as_list(self._given_out_modes),
                 "activation": tf_keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 "kernel_initializer": tf_keras.initializers.serialize(
@@ -399,10 +334,6 @@ class TTDense(tf_keras.layers.Layer):
             }
         )
         return config
-
-
-def _as_list(modes):
-    return None if modes is None else [int(m) for m in modes]
 
 
 def dense_to_tt_dense(
@@ -458,16 +389,14 @@ def dense_to_tt_dense(
         layer_name=dense_layer.name,
     )
     input_dim, units = result.layout.input_dim, result.layout.units
-    if (
-        dense_layer.kernel_regularizer is not None
-        or dense_layer.kernel_constraint is not None
-    ):
-        warnings.warn(
-            f"Layer '{dense_layer.name}': its kernel regularizer/constraint "
-            "now apply to each TT-core, not to the full kernel.",
-            UserWarning,
-            stacklevel=3,
-        )
+    warn_per_core(
+        dense_layer.name,
+        "kernel",
+        dense_layer.kernel_regularizer,
+        dense_layer.kernel_constraint,
+        whole="kernel",
+        stacklevel=3,
+    )
     layer = TTDense(
         units,
         tt_rank=result.tt_rank,

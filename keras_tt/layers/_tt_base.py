@@ -1,0 +1,251 @@
+"""What the TT layers share: layout properties, cores, config and checks.
+
+A TT layer holds one matrix of ``rows x cols`` entries (a kernel or an
+embedding table) as the cores of a TT-matrix. `TTMatrixMixin` gives such a
+layer its layout and the numbers derived from it, in any Keras (it reads
+plain attributes only, so the ``tf_keras`` `TTDense` uses it too);
+`TTLayerMixin` adds the Keras 3 weight plumbing: creating the cores with
+the TT initialiser, assigning decomposed cores and checking stored shapes
+on load. The functions below serve the layers' ``__init__``, ``call``,
+``get_config`` and ``from_*`` conversions.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import keras
+import numpy as np
+
+from keras_tt import modes as modes_lib
+from keras_tt.initializers import as_tt_initializer
+from keras_tt.tt_matrix import full_matrix
+
+
+def as_list(modes):
+    """Modes as a list of ints for a config, or ``None``."""
+    return None if modes is None else [int(m) for m in modes]
+
+
+def normalize_tt_rank(tt_rank):
+    """A checked ``tt_rank`` argument as an int or a tuple of ints."""
+    if isinstance(tt_rank, numbers.Integral):
+        return int(tt_rank)
+    return tuple(int(r) for r in tt_rank)
+
+
+def check_given_modes(units, tt_rank, in_modes, out_modes):
+    """Modes given to a dense TT layer, checked before the input is known.
+
+    The modes are checked against each other and against ``units`` now; the
+    input side is checked again in ``build``, once its width is known.
+
+    Returns:
+        ``(in_modes, out_modes)`` as tuples, each ``None`` when not given.
+    """
+    if in_modes is None and out_modes is None:
+        return None, None
+    probe_dim = (
+        math.prod(modes_lib.validate_modes(in_modes, "in_modes"))
+        if in_modes is not None
+        else 1
+    )
+    layout = modes_lib.resolve_layout(
+        probe_dim, units, tt_rank, in_modes, out_modes, warn=False
+    )
+    return (
+        layout.in_modes if in_modes is not None else None,
+        layout.out_modes if out_modes is not None else None,
+    )
+
+
+def leading_shape(inputs, num_trailing=1):
+    """The axes of ``inputs`` before the last ``num_trailing``, as a target.
+
+    A reshape target for the output of a layer that flattened those axes.
+    When they are all known it is that constant shape; when only the batch
+    axis (the first) is unknown it is ``(-1, *rest)``, still a constant: the
+    exported graph then has no shape arithmetic, which LiteRT's
+    ``CompiledModel`` does not evaluate for a batch it was not resized to.
+    Otherwise it is read from ``keras.ops.shape`` at run time.
+    """
+    shape = tuple(inputs.shape)
+    kept = shape[: len(shape) - num_trailing]
+    if all(dim is not None for dim in kept):
+        return tuple(int(dim) for dim in kept)
+    rest = kept[1:]
+    if all(dim is not None for dim in rest) and 0 not in rest:
+        return (-1, *(int(dim) for dim in rest))
+    return tuple(keras.ops.shape(inputs)[: len(kept)])
+
+
+def core_initializers(initializer, fan_in, fan_out, ranks):
+    """One initialiser per core for a TT-matrix with these fans and ranks.
+
+    Keras variance-scaling initialisers target the variance of the full
+    matrix (`keras_tt.initializers.TTVarianceScaling`); any other
+    initialiser is applied to each core as it is.
+    """
+    num_cores = len(ranks) - 1
+    tt_init = as_tt_initializer(initializer)
+    if tt_init is None:
+        return [initializer] * num_cores
+    return [
+        tt_init.core_initializer(k, fan_in, fan_out, ranks)
+        for k in range(num_cores)
+    ]
+
+
+def warn_per_core(
+    layer_name, weight, regularizer, constraint, whole, stacklevel
+):
+    """Warn that a dense weight's regulariser/constraint now acts per core.
+
+    A penalty on the cores is not the same penalty on the full matrix.
+    ``weight`` names the argument (``"kernel"`` for ``kernel_regularizer``)
+    and ``whole`` the matrix (``"kernel"``, ``"table"``).
+    """
+    given = [
+        what
+        for what, value in (
+            ("regularizer", regularizer),
+            ("constraint", constraint),
+        )
+        if value is not None
+    ]
+    if not given:
+        return
+    warnings.warn(
+        f"Layer '{layer_name}': its {weight} "
+        + " and ".join(given)
+        + f" now apply to each TT-core, not to the full {whole}.",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+class TTMatrixMixin:
+    """Layout properties of a layer holding a TT-matrix.
+
+    A layer using it names, in `_layout_fields`, its attributes for the
+    rows, the columns, the row modes and the column modes of the matrix,
+    and holds the ranks in ``tt_ranks`` (``None`` until they are resolved)
+    and the requested ranks in ``tt_rank``.
+    """
+
+    _layout_fields = ("input_dim", "units", "in_modes", "out_modes")
+
+    def _check_built(self, what):
+        if getattr(self, "tt_ranks", None) is None:
+            raise ValueError(
+                f"`{what}` is only known once the layer is built; call the "
+                "layer on an input or call `build(input_shape)` first."
+            )
+
+    @property
+    def layout(self) -> modes_lib.TTLayout:
+        """The `keras_tt.modes.TTLayout` of the TT-matrix (once built)."""
+        self._check_built("layout")
+        rows, cols, row_modes, col_modes = (
+            getattr(self, field) for field in self._layout_fields
+        )
+        return modes_lib.TTLayout(
+            rows, cols, row_modes, col_modes, self.tt_ranks
+        )
+
+    @property
+    def padded_input_dim(self):
+        """Input width after zero-padding: the product of the row modes."""
+        modes = getattr(self, self._layout_fields[2])
+        return math.prod(modes) if modes else None
+
+    @property
+    def padded_units(self):
+        """Output width before the extra outputs are dropped."""
+        modes = getattr(self, self._layout_fields[3])
+        return math.prod(modes) if modes else None
+
+    @property
+    def num_core_params(self) -> int:
+        """Number of parameters held in the cores."""
+        self._check_built("num_core_params")
+        return self.layout.num_params
+
+    @property
+    def compression_ratio(self) -> float:
+        """Dense matrix size over the total core size."""
+        self._check_built("compression_ratio")
+        return self.layout.compression_ratio
+
+    def _full_matrix(self, cores) -> np.ndarray:
+        """The unpadded matrix that NumPy ``cores`` stand for."""
+        layout = self.layout
+        return full_matrix(cores)[: layout.input_dim, : layout.units]
+
+    def _config_tt_rank(self):
+        """``tt_rank`` for `get_config`: the ranks in use if they were clamped.
+
+        Storing the ranks in use when they differ from the request makes
+        reloading quiet and gives the same cores.
+        """
+        tt_rank = self.tt_rank
+        if self.tt_ranks is not None:
+            inner = tuple(self.tt_ranks[1:-1])
+            given = (
+                (tt_rank,) * len(inner)
+                if isinstance(tt_rank, numbers.Integral)
+                else tuple(tt_rank)
+            )
+            if given != inner:
+                tt_rank = inner
+        return list(tt_rank) if isinstance(tt_rank, tuple) else tt_rank
+
+
+class TTLayerMixin(TTMatrixMixin):
+    """`TTMatrixMixin` plus the Keras 3 weight plumbing of the TT layers."""
+
+    def _add_cores(self, initializers, regularizer, constraint):
+        """Create the weights ``core_0`` ... ``core_{d-1}`` in `cores`."""
+        self.cores = [
+            self.add_weight(
+                name=f"core_{k}",
+                shape=shape,
+                initializer=initializer,
+                regularizer=regularizer,
+                constraint=constraint,
+            )
+            for k, (shape, initializer) in enumerate(
+                zip(self.layout.core_shapes, initializers)
+            )
+        ]
+
+    def _assign_cores(self, cores):
+        """Set the cores to decomposed values, cast to each core's dtype."""
+        for variable, core in zip(self.cores, cores):
+            variable.assign(keras.ops.cast(core, variable.dtype))
+
+    def _core_arrays(self):
+        return [keras.ops.convert_to_numpy(c) for c in self.cores]
+
+    def load_own_variables(self, store):
+        """Load the weights, checking their shapes first.
+
+        A ``.keras`` file whose config disagrees with its stored weights
+        (edited by hand, or written by another version) is refused with the
+        shapes it holds, before any value is assigned.
+        """
+        expected = [tuple(v.shape) for v in self.weights]
+        stored = [tuple(store[str(i)].shape) for i in range(len(store.keys()))]
+        if stored != expected:
+            _, _, row_modes, col_modes = (
+                getattr(self, field) for field in self._layout_fields
+            )
+            raise ValueError(
+                f"Cannot load the weights of layer '{self.name}': its config "
+                f"describes weights of shapes {expected} (TT-ranks "
+                f"{self.tt_ranks}, modes {row_modes} x {col_modes}), but the "
+                f"file stores shapes {stored}."
+            )
+        super().load_own_variables(store)
