@@ -4,7 +4,8 @@ Every loader looks for its files in the same places, in this order: the
 ``path`` argument; the folder named by its environment variable
 (``KERAS_TT_MNIST_DIR``, ``KERAS_TT_LANGID_DIR``); the user data folder
 ``~/.keras_tt/data/NAME``; and last ``shared/data/NAME`` in the working
-directory or one of its parents (a source checkout with its data beside it).
+directory, its parent or its grandparent (a source checkout with its data
+beside it).
 A ``path`` or environment variable that names a folder without the files is
 an error, and so is finding nothing: `DataNotFoundError` says which files
 are expected and where to put them.

@@ -7,8 +7,10 @@ A dataset folder is looked for, in this order, in
    ``KERAS_TT_MNIST_DIR``);
 3. the user data folder ``~/.keras_tt/data/NAME`` (``$KERAS_TT_HOME/data``
    when ``KERAS_TT_HOME`` is set), which an installed copy can always find;
-4. last, ``shared/data/NAME`` in the current directory or one of its
-   parents (the layout of a source checkout with its data beside it).
+4. last, ``shared/data/NAME`` in the current directory, its parent or its
+   grandparent (a source checkout with its data beside it, run from the
+   checkout or one of its folders); never further up, where an unrelated
+   ``shared`` folder could be picked up.
 
 A folder given explicitly (1 or 2) that does not hold the expected files is
 an error: it is never skipped silently.
@@ -37,11 +39,16 @@ def user_data_dir(name: str) -> Path:
     return Path(home).expanduser() / "data" / name
 
 
+# How far up from the working directory a checkout's shared/data is looked
+# for: the checkout itself (its parent holds shared/) and one folder in it.
+_CHECKOUT_LEVELS = 2
+
+
 def checkout_data_dir(name: str, start=None) -> Path | None:
-    """``shared/data/NAME`` in ``start`` (default: the working directory) or
-    one of its parents, or ``None``."""
+    """``shared/data/NAME`` in ``start`` (default: the working directory),
+    its parent or its grandparent, or ``None``."""
     folder = Path(start or os.getcwd()).resolve()
-    for candidate in (folder, *folder.parents):
+    for candidate in (folder, *folder.parents[:_CHECKOUT_LEVELS]):
         data = candidate / "shared" / "data" / name
         if data.is_dir():
             return data
@@ -114,5 +121,5 @@ def not_found_message(
         f"{title} files not found: expected {_expected(required)} in the "
         f"folder given by `path=` (`--data PATH` in the examples), in "
         f"${env_var}, in {user_data_dir(name)}, or in shared/data/{name} "
-        "in the working directory or one of its parents."
+        "in the working directory, its parent or its grandparent."
     )

@@ -5,7 +5,8 @@ The data set is two gzipped TSV files, ``train.tsv.gz`` (160,000 rows) and
 line, both shuffled. `load_langid` looks for their folder where every loader
 of `keras_tt.datasets` looks: the ``path`` argument, the folder named by the
 environment variable ``KERAS_TT_LANGID_DIR``, ``~/.keras_tt/data/langid``,
-then ``shared/data/langid`` in the working directory or a parent of it.
+then ``shared/data/langid`` in the working directory, its parent or its
+grandparent.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def find_langid_dir(path=None) -> Path | None:
 
     Looks at ``path``, then ``$KERAS_TT_LANGID_DIR``, then
     ``~/.keras_tt/data/langid``, then ``shared/data/langid`` in the working
-    directory or one of its parents.
+    directory, its parent or its grandparent.
 
     Raises:
         DataNotFoundError: ``path`` or ``$KERAS_TT_LANGID_DIR`` is given but

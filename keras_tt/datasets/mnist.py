@@ -4,7 +4,8 @@ Machines without internet access keep the MNIST files (IDX format, gzipped
 or not) in a folder. `load_mnist` looks for it where every loader of
 `keras_tt.datasets` looks: the ``path`` argument, the folder named by the
 environment variable ``KERAS_TT_MNIST_DIR``, ``~/.keras_tt/data/mnist``,
-then ``shared/data/mnist`` in the working directory or a parent of it.
+then ``shared/data/mnist`` in the working directory, its parent or its
+grandparent.
 
 When the folder holds only the 10,000-image test set (``t10k-*`` files), it
 is split into a training part and a held-out part; `MNISTData.description`
@@ -90,8 +91,9 @@ def find_mnist_dir(path=None) -> Path | None:
 
     Looks at ``path``, then ``$KERAS_TT_MNIST_DIR``, then
     ``~/.keras_tt/data/mnist``, then ``shared/data/mnist`` in the working
-    directory or one of its parents. The folder needs at least the test set
-    (``t10k-images-idx3-ubyte[.gz]`` and ``t10k-labels-idx1-ubyte[.gz]``).
+    directory, its parent or its grandparent. The folder needs at least the
+    test set (``t10k-images-idx3-ubyte[.gz]`` and
+    ``t10k-labels-idx1-ubyte[.gz]``).
 
     Raises:
         DataNotFoundError: ``path`` or ``$KERAS_TT_MNIST_DIR`` is given but
