@@ -207,3 +207,43 @@ def test_parameter_count_matches_the_layout():
     )
     assert layer.num_core_params == expected
     assert layer.count_params() == expected + 768
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="LiteRT export runs on the TensorFlow backend only",
+)
+@pytest.mark.parametrize(
+    "equation, inner, output_shape",
+    [
+        ("abc,cde->abde", (5, 32), (None, 4, 8)),
+        ("...b,bc->...c", (5, 3, 32), 12),
+    ],
+)
+def test_resizable_batch_export_of_nd_inputs_matches_keras(
+    tmp_path, equation, inner, output_shape
+):
+    pytest.importorskip("ai_edge_litert")
+    import keras_tt
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(inner)
+    layer = TTEinsumDense(
+        equation,
+        output_shape,
+        tt_rank=3,
+        bias_axes=parse_equation(equation).free,
+        bias_initializer="ones",
+    )
+    model = keras.Model(inputs, layer(inputs))
+    path = str(tmp_path / "m.tflite")
+    report = keras_tt.export_tflite(model, path, verbose=0)
+    assert {c.runtime for c in report.comparisons} >= {"compiled_model"}
+    assert len({c.batch_size for c in report.comparisons}) >= 2
+    assert report.relative_error < 1e-5
+    x = np.random.default_rng(1).normal(size=(3, *inner)).astype("float32")
+    expected = np.einsum(
+        equation, x, layer.full_kernel()
+    ) + keras.ops.convert_to_numpy(layer.bias)
+    got = keras_tt.export.TFLiteRunner(path).predict(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

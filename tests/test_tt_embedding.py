@@ -334,3 +334,33 @@ def test_from_embedding_needs_rank_or_error_and_an_embedding():
         TTEmbedding.from_embedding(keras.layers.Dense(3), tt_rank=2)
     with pytest.raises(ValueError, match="is not built"):
         TTEmbedding.from_embedding(keras.layers.Embedding(3, 2), tt_rank=2)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="LiteRT export runs on the TensorFlow backend only",
+)
+def test_resizable_batch_export_of_3d_ids_matches_keras(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    import keras_tt
+
+    keras.utils.set_random_seed(0)
+    # 3-D ids and a weight-tied head: both reshapes of the lookup run with
+    # an unknown batch.
+    ids = keras.Input((4, 3), dtype="int32")
+    embedding = TTEmbedding(60, 12, tt_rank=3)
+    logits = embedding(embedding(ids), reverse=True)
+    model = keras.Model(ids, logits)
+    path = str(tmp_path / "m.tflite")
+    report = keras_tt.export_tflite(model, path, verbose=0)
+    assert {c.runtime for c in report.comparisons} >= {"compiled_model"}
+    assert len({c.batch_size for c in report.comparisons}) >= 2
+    assert report.relative_error < 1e-5
+    x = np.random.default_rng(1).integers(0, 60, size=(3, 4, 3))
+    x = x.astype("int32")
+    expected = np.einsum(
+        "btsd,vd->btsv", embedding.full_table()[x], embedding.full_table()
+    )
+    got = keras_tt.export.TFLiteRunner(path).predict(x)
+    assert got.shape == (3, 4, 3, 60)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

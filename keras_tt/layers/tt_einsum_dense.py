@@ -22,6 +22,7 @@ from keras_tt.decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import core_initializers
+from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
 
@@ -362,10 +363,8 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
         y = tt_matmul(x, self.cores, self.in_modes, self.out_modes)
         if self.padded_units > self.units:
             y = y[:, : self.units]
-        kept = ops.shape(inputs)[
-            : len(inputs.shape) - len(self.contracted_shape)
-        ]
-        y = ops.reshape(y, (*kept, *self.free_shape))
+        kept = leading_shape(inputs, len(self.contracted_shape))
+        y = ops.reshape(y, kept + self.free_shape)
         if self.bias is not None:
             y = ops.add(y, self.bias)
         if self.activation is not None:

@@ -21,6 +21,7 @@ from keras_tt.initializers import as_tt_initializer
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import core_initializers
+from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
 
@@ -230,7 +231,7 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         y = ops.reshape(state, (-1, self.padded_output_dim))
         if self.padded_output_dim > self.output_dim:
             y = y[:, : self.output_dim]
-        return ops.reshape(y, (*ops.shape(inputs), self.output_dim))
+        return ops.reshape(y, leading_shape(inputs, 0) + (self.output_dim,))
 
     def _digits(self, ids):
         """The vocab-mode digits of each id, first digit first.
@@ -270,7 +271,7 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         y = tt_matmul(x, cores, self.embed_modes, self.vocab_modes)
         if self.padded_input_dim > self.input_dim:
             y = y[:, : self.input_dim]
-        return ops.reshape(y, (*ops.shape(inputs)[:-1], self.input_dim))
+        return ops.reshape(y, leading_shape(inputs) + (self.input_dim,))
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
