@@ -221,6 +221,35 @@ class TTLayerMixin(TTMatrixMixin):
             )
         ]
 
+    def _build_kernel_cores(self):
+        """Resolve the modes and ranks of a kernel and create its cores.
+
+        For the layers with a ``kernel_*`` family of arguments, once
+        ``input_dim`` is known: sets `in_modes`, `out_modes` and `tt_ranks`
+        from the requested ones and creates the cores with the kernel's
+        initialiser (fans ``input_dim`` and ``units``), regulariser and
+        constraint.
+        """
+        layout = modes_lib.resolve_layout(
+            self.input_dim,
+            self.units,
+            self.tt_rank,
+            self._given_in_modes,
+            self._given_out_modes,
+        )
+        self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
+        self.tt_ranks = layout.ranks
+        self._add_cores(
+            core_initializers(
+                self.kernel_initializer,
+                self.input_dim,
+                self.units,
+                layout.ranks,
+            ),
+            self.kernel_regularizer,
+            self.kernel_constraint,
+        )
+
     def _assign_cores(self, cores):
         """Set the cores to decomposed values, cast to each core's dtype."""
         for variable, core in zip(self.cores, cores):

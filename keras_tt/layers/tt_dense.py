@@ -23,7 +23,6 @@ from keras_tt.decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import check_given_modes
-from keras_tt.layers._tt_base import core_initializers
 from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
@@ -194,25 +193,7 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
                 f"input_shape={input_shape}"
             )
         self.input_dim = int(input_dim)
-        layout = modes_lib.resolve_layout(
-            self.input_dim,
-            self.units,
-            self.tt_rank,
-            self._given_in_modes,
-            self._given_out_modes,
-        )
-        self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
-        self.tt_ranks = layout.ranks
-        self._add_cores(
-            core_initializers(
-                self.kernel_initializer,
-                self.input_dim,
-                self.units,
-                layout.ranks,
-            ),
-            self.kernel_regularizer,
-            self.kernel_constraint,
-        )
+        self._build_kernel_cores()
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",

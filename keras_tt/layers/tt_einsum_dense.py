@@ -21,7 +21,6 @@ from keras_tt.decomposition import decompose_for_layer
 from keras_tt.decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
-from keras_tt.layers._tt_base import core_initializers
 from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
@@ -310,25 +309,7 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
             )
         self.contracted_shape = tuple(int(s) for s in contracted)
         self.input_dim = math.prod(self.contracted_shape)
-        layout = modes_lib.resolve_layout(
-            self.input_dim,
-            self.units,
-            self.tt_rank,
-            self._given_in_modes,
-            self._given_out_modes,
-        )
-        self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
-        self.tt_ranks = layout.ranks
-        self._add_cores(
-            core_initializers(
-                self.kernel_initializer,
-                self.input_dim,
-                self.units,
-                layout.ranks,
-            ),
-            self.kernel_regularizer,
-            self.kernel_constraint,
-        )
+        self._build_kernel_cores()
         if self.bias_axes:
             self.bias = self.add_weight(
                 name="bias",
