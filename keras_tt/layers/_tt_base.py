@@ -184,6 +184,25 @@ class TTMatrixMixin:
         layout = self.layout
         return full_matrix(cores)[: layout.input_dim, : layout.units]
 
+    def _resolve_kernel_layout(self) -> modes_lib.TTLayout:
+        """Set `in_modes`, `out_modes` and `tt_ranks` once `input_dim` is known.
+
+        The modes and ranks come from the requested ones (``tt_rank`` and
+        the modes given to ``__init__``) through
+        `keras_tt.modes.resolve_layout`, which warns when it clamps ranks
+        that were chosen explicitly.
+        """
+        layout = modes_lib.resolve_layout(
+            self.input_dim,
+            self.units,
+            self.tt_rank,
+            self._given_in_modes,
+            self._given_out_modes,
+        )
+        self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
+        self.tt_ranks = layout.ranks
+        return layout
+
     def _config_tt_rank(self):
         """``tt_rank`` for `get_config`: the ranks in use if they were clamped.
 
@@ -225,20 +244,11 @@ class TTLayerMixin(TTMatrixMixin):
         """Resolve the modes and ranks of a kernel and create its cores.
 
         For the layers with a ``kernel_*`` family of arguments, once
-        ``input_dim`` is known: sets `in_modes`, `out_modes` and `tt_ranks`
-        from the requested ones and creates the cores with the kernel's
-        initialiser (fans ``input_dim`` and ``units``), regulariser and
-        constraint.
+        ``input_dim`` is known: `_resolve_kernel_layout`, then the cores
+        with the kernel's initialiser (fans ``input_dim`` and ``units``),
+        regulariser and constraint.
         """
-        layout = modes_lib.resolve_layout(
-            self.input_dim,
-            self.units,
-            self.tt_rank,
-            self._given_in_modes,
-            self._given_out_modes,
-        )
-        self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
-        self.tt_ranks = layout.ranks
+        layout = self._resolve_kernel_layout()
         self._add_cores(
             core_initializers(
                 self.kernel_initializer,

@@ -199,15 +199,7 @@ class TTDense(TTMatrixMixin, tf_keras.layers.Layer):
                 f"Received: input_shape={input_shape}"
             )
         self.input_dim = modes_lib.check_width(int(input_dim), "input_dim")
-        layout = modes_lib.resolve_layout(
-            self.input_dim,
-            self.units,
-            self.tt_rank,
-            self._given_in_modes,
-            self._given_out_modes,
-        )
-        self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
-        self.tt_ranks = layout.ranks
+        layout = self._resolve_kernel_layout()
         for k, shape in enumerate(layout.core_shapes):
             core = self.add_weight(
                 name=f"core_{k}",
