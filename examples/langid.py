@@ -103,8 +103,9 @@ FULL = dict(
     dense_epochs=3,
     epochs=5,
     tt_ranks=(4, 8, 16, 20),
-    tensorize_rank=16,
-    finetune_epochs=2,
+    small_buckets=(2**9, 2**11),
+    tensorize_rank=20,
+    finetune_epochs=3,
 )
 QUICK = dict(
     num_buckets=2**14,
@@ -113,6 +114,7 @@ QUICK = dict(
     dense_epochs=1,
     epochs=1,
     tt_ranks=(8,),
+    small_buckets=(2**8,),
     tensorize_rank=8,
     finetune_epochs=1,
 )
@@ -372,6 +374,7 @@ COLUMNS = (
     "label",
     "kind",
     "rank",
+    "buckets",
     "vocab_modes",
     "embed_modes",
     "tt_ranks",
@@ -419,8 +422,8 @@ def run_study(
     rows = []
     export_dir = tempfile.mkdtemp(prefix="langid_")
 
-    def finish(model, label, kind, rank, epochs, val, seconds):
-        test = accuracy(model, splits.x_test, splits.y_test)
+    def finish(model, label, kind, rank, epochs, val, seconds, own=splits):
+        test = accuracy(model, own.x_test, own.y_test)
         log(f"  {label}: validation {100 * val:.2f}%, test {100 * test:.2f}%")
         row = dict(
             label=label,
@@ -436,8 +439,11 @@ def run_study(
         row.update(table_layout(model))
         row["compression"] = num_buckets * EMBED_DIM / row["table_params"]
         row.update(
-            export_and_check(model, splits, export_dir, f"{kind}{rank}", log)
+            export_and_check(
+                model, own, export_dir, f"{kind}{rank}_{len(rows)}", log
+            )
         )
+        row["buckets"] = model.get_layer("table").input_dim
         rows.append(row)
 
     # (a) Dense table.
@@ -464,21 +470,26 @@ def run_study(
     # (c) The trained dense model, tensorized and fine-tuned.
     rank = settings["tensorize_rank"]
     log(f"tensorize(dense), TT-rank {rank}, then fine-tuned")
+    keras.utils.set_random_seed(SEED)
+    start_svd = time.perf_counter()
+    tensorized = keras_tt.tensorize(
+        dense,
+        tt_rank=rank,
+        layers=["table"],
+        modes=tt_modes(num_buckets),
+        verbose=0,
+    )
+    before = accuracy(tensorized, splits.x_val, splits.y_val)
+    log(
+        f"    tensorize took {time.perf_counter() - start_svd:.0f} s; "
+        f"validation before fine-tuning {100 * before:.2f}%"
+    )
     best = None
     for learning_rate in FINETUNE_RATES:
+        log(f"    fine-tuning with Adam {learning_rate:g}")
         keras.utils.set_random_seed(SEED)
-        candidate = keras_tt.tensorize(
-            dense,
-            tt_rank=rank,
-            layers=["table"],
-            modes=tt_modes(num_buckets),
-            verbose=0,
-        )
-        before = accuracy(candidate, splits.x_val, splits.y_val)
-        log(
-            f"    Adam {learning_rate:g}; before fine-tuning: validation "
-            f"{100 * before:.2f}%"
-        )
+        candidate = keras.models.clone_model(tensorized)
+        candidate.set_weights(tensorized.get_weights())
         compile_model(candidate, learning_rate)
         val, epoch, seconds = train(
             candidate, splits, settings["finetune_epochs"], log
@@ -497,6 +508,29 @@ def run_study(
     )
     rows[-1]["val_before_finetune"] = before
     rows[-1]["finetune_rate"] = finetune_rate
+
+    # (d) Dense tables with fewer buckets, as small as TT tables: the
+    # compression that hashing alone gives. Same rate and epochs as the TT
+    # tables (not tuned separately).
+    for buckets in settings["small_buckets"]:
+        log(f"Dense Embedding, {buckets:,} buckets")
+        small = prepare(data, buckets, len(splits.x_val))
+        keras.utils.set_random_seed(SEED)
+        model = compile_model(
+            build_model(dense_table(buckets), num_classes),
+            LEARNING_RATES["tt"],
+        )
+        val, epoch, seconds = train(model, small, settings["epochs"], log)
+        finish(
+            model,
+            f"Dense, {buckets:,} buckets",
+            "hashing",
+            "",
+            epoch,
+            val,
+            seconds,
+            own=small,
+        )
 
     elapsed = time.perf_counter() - start
     write_outputs(rows, splits, settings, out_dir, stem, elapsed)
@@ -547,7 +581,10 @@ def write_markdown(rows, splits, settings, out_dir, stem, elapsed):
         f"{settings['epochs']} (TT) from scratch, "
         f"{settings['finetune_epochs']} of fine-tuning after `tensorize`; "
         "the weights of the best validation epoch are kept; test accuracy "
-        "measured once. CPU, seed "
+        "measured once. 'Dense, N buckets': the same model hashed into "
+        "fewer buckets, as many parameters as a TT table (the compression "
+        "hashing alone gives), trained with the TT tables' rate and epochs "
+        "(not tuned separately). CPU, seed "
         f"{SEED}; whole run {elapsed / 60:.1f} min.",
         "LiteRT: `keras_tt.export_tflite` (builtin ops only, integer id "
         "input), run on every test word in the LiteRT interpreter; "
@@ -570,7 +607,7 @@ def write_markdown(rows, splits, settings, out_dir, stem, elapsed):
             f"{_pct(row['int8_litert_accuracy'])} | "
             f"{_pct(row['int8_agreement'])} |"
         )
-    last = rows[-1]
+    last = next(r for r in rows if r["kind"] == "tensorize")
     if "val_before_finetune" in last:
         lines += [
             "",
@@ -605,7 +642,9 @@ def write_plot(rows, path):
         "dense": ("s", "black", "Dense Embedding"),
         "tt": ("o", "tab:blue", "TTEmbedding, from scratch"),
         "tensorize": ("D", "tab:orange", "tensorize + fine-tune"),
+        "hashing": ("v", "tab:green", "Dense, fewer buckets"),
     }
+    offsets = {"tensorize": (6, 4), "hashing": (6, 4)}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, xlabel in (
         (axes[0], "table_params", "embedding table parameters"),
@@ -623,15 +662,28 @@ def write_plot(rows, path):
                 linestyle="-" if kind == "tt" else "none",
                 label=name,
             )
-            for r in chosen:
-                if r["rank"] != "":
+            for i, r in enumerate(chosen):
+                offset = offsets.get(kind, (5, -12))
+                if kind == "tt" and i == len(chosen) - 2:
+                    offset = (-30, 5)  # clear of the next rank's label
+                note = f"r={r['rank']}" if r["rank"] != "" else ""
+                if kind == "hashing":
+                    note = f"{r['buckets']:,} rows"
+                if note:
                     ax.annotate(
-                        f"r={r['rank']}",
+                        note,
                         (r[key], 100 * r["test_accuracy"]),
                         textcoords="offset points",
-                        xytext=(5, -12),
+                        xytext=offset,
                         fontsize=8,
                     )
+        if key == "table_params":
+            ax.axvline(
+                rows[0]["table_params"] / 100,
+                color="tab:red",
+                linestyle="--",
+                linewidth=1,
+            )
         dense_acc = 100 * rows[0]["test_accuracy"]
         ax.axhline(dense_acc, color="grey", linestyle=":", linewidth=1)
         ax.axhline(dense_acc - 1, color="grey", linestyle="--", linewidth=1)
@@ -640,7 +692,11 @@ def write_plot(rows, path):
         ax.set_ylabel("test accuracy %")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
-    axes[0].set_title("accuracy vs table size (dotted: Dense, dashed: -1)")
+    axes[0].set_title(
+        "accuracy vs table size\n(dotted: Dense; grey dashed: Dense - 1 point; "
+        "red: 100x smaller)",
+        fontsize=10,
+    )
     axes[1].set_title("accuracy vs int8 LiteRT file")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

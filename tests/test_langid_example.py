@@ -87,9 +87,12 @@ def test_quick_run_writes_every_output(quick_run):
 def test_quick_table_has_every_model_far_above_chance(quick_run, langid):
     rows = _rows(quick_run)
     kinds = [row["kind"] for row in rows]
-    assert kinds == ["dense"] + ["tt"] * len(langid.QUICK["tt_ranks"]) + [
-        "tensorize"
-    ]
+    assert kinds == (
+        ["dense"]
+        + ["tt"] * len(langid.QUICK["tt_ranks"])
+        + ["tensorize"]
+        + ["hashing"] * len(langid.QUICK["small_buckets"])
+    )
     for row in rows:
         for key in ("val_accuracy", "test_accuracy", "int8_litert_accuracy"):
             assert 0.3 < float(row[key]) <= 1.0, (row["label"], key)
@@ -115,9 +118,11 @@ def test_quick_parameter_counts_match_independent_formulas(quick_run, langid):
     classifier = (WIDTH * 64 + 64) + (64 * 10 + 10)
     for row in rows:
         table = int(row["table_params"])
-        if row["kind"] == "dense":
-            assert table == QUICK_BUCKETS * WIDTH
+        if row["kind"] in ("dense", "hashing"):
+            assert table == int(row["buckets"]) * WIDTH
             assert row["tt_ranks"] == ""
+            if row["kind"] == "dense":
+                assert int(row["buckets"]) == QUICK_BUCKETS
         else:
             assert table == _tt_params(row), row["label"]
             inner = [int(r) for r in row["tt_ranks"].split("-")[1:-1]]
