@@ -1,11 +1,13 @@
 """End-to-end checks of examples/langid.py in its --quick mode.
 
 The tests of the quick run are marked `slow` (``make test-zoo``): the run
-trains three models and exports six files. The quick run trains on 14,000
-words for one epoch, so its accuracies are
-only required to be far above chance (10%); the checks are on the pipeline:
-the files written, the parameter counts (against independent formulas), the
-LiteRT files agreeing with Keras, and the hashing.
+trains four models, fine-tunes one at two rates and exports eight files
+(about 30 s of CPU, more on a busy machine); without the data they skip,
+saying where to put it (the `langid_dir` fixture). The quick run trains on
+14,000 words for one epoch, so its accuracies are only required to be far
+above chance (10%); the checks are on the pipeline: the files written, the
+parameter counts (against independent formulas), the LiteRT files agreeing
+with Keras, and the hashing.
 """
 
 import csv
@@ -21,20 +23,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "langid.py"
-DATA = ROOT.parent / "shared" / "data" / "langid"
 QUICK_BUCKETS = 2**14
 WIDTH = 64
-
-_data_missing = pytest.mark.skipif(
-    not (DATA / "train.tsv.gz").exists(),
-    reason=f"langid data not found in {DATA} (train.tsv.gz, test.tsv.gz)",
-)
-
-
-def needs_data(test):
-    """The quick run's checks: they need the data and train three models
-    (about 30 s of CPU, more on a busy machine), so they are `slow`."""
-    return pytest.mark.slow(_data_missing(test))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +38,7 @@ def langid():
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(langid_dir, tmp_path_factory):
     """Run the script once with --quick in a subprocess; return its folder."""
     out = tmp_path_factory.mktemp("langid_quick")
     result = subprocess.run(
@@ -57,7 +47,7 @@ def quick_run(tmp_path_factory):
             str(SCRIPT),
             "--quick",
             "--data",
-            str(DATA),
+            str(langid_dir),
             "--out",
             str(out),
         ],
@@ -75,7 +65,7 @@ def _rows(out):
         return list(csv.DictReader(f))
 
 
-@needs_data
+@pytest.mark.slow
 def test_quick_run_writes_every_output(quick_run):
     names = sorted(p.name for p in quick_run.iterdir())
     assert names == ["langid_quick.csv", "langid_quick.md", "langid_quick.png"]
@@ -83,7 +73,7 @@ def test_quick_run_writes_every_output(quick_run):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
-@needs_data
+@pytest.mark.slow
 def test_quick_table_has_every_model_far_above_chance(quick_run, langid):
     rows = _rows(quick_run)
     kinds = [row["kind"] for row in rows]
@@ -112,7 +102,7 @@ def _tt_params(row):
     )
 
 
-@needs_data
+@pytest.mark.slow
 def test_quick_parameter_counts_match_independent_formulas(quick_run, langid):
     rows = _rows(quick_run)
     classifier = (WIDTH * 64 + 64) + (64 * 10 + 10)
@@ -133,7 +123,7 @@ def test_quick_parameter_counts_match_independent_formulas(quick_run, langid):
         )
 
 
-@needs_data
+@pytest.mark.slow
 def test_quick_litert_files_agree_with_keras(quick_run):
     for row in _rows(quick_run):
         keras_acc = float(row["test_accuracy"])
@@ -148,7 +138,7 @@ def test_quick_litert_files_agree_with_keras(quick_run):
         assert int(row["int8_bytes"]) < int(row["float32_bytes"])
 
 
-@needs_data
+@pytest.mark.slow
 def test_quick_markdown_table_matches_csv(quick_run):
     text = (quick_run / "langid_quick.md").read_text(encoding="utf-8")
     rows = _rows(quick_run)
