@@ -144,3 +144,24 @@ def test_one_rank_over_automatic_modes_is_a_quiet_cap():
         modes.resolve_layout(6, 6, tt_rank=50, in_modes=(2, 3))
     with pytest.warns(UserWarning, match="exceeds the largest useful"):
         modes.resolve_layout(6, 6, tt_rank=[50], in_modes=None)
+
+
+def test_target_ratio_on_a_padded_width_counts_the_unpadded_kernel():
+    dense = keras.Sequential(
+        [keras.Input((1021,)), keras.layers.Dense(256, name="fc")]
+    )
+    tt = keras_tt.tensorize(dense, target_ratio=20, verbose=0)
+    layer = tt.get_layer("fc")
+    assert layer.padded_input_dim == 1024 > layer.input_dim == 1021
+    ratio = 1021 * 256 / layer.num_core_params
+    assert ratio >= 20
+    # The largest uniform rank that reaches the ratio: one more misses it.
+    inner = max(layer.tt_ranks)
+    ranks = modes.resolve_tt_ranks(
+        inner + 1, layer.in_modes, layer.out_modes, warn=False
+    )
+    from keras_tt.tt_matrix import num_tt_params
+
+    assert (
+        1021 * 256 / num_tt_params(layer.in_modes, layer.out_modes, ranks) < 20
+    )

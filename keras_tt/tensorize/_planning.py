@@ -7,6 +7,7 @@ import warnings
 
 from keras_tt import modes as modes_lib
 from keras_tt.tensorize._selection import Selected
+from keras_tt.tt_matrix import num_tt_params
 
 
 @dataclasses.dataclass
@@ -35,26 +36,29 @@ class Plan:
 def rank_for_ratio(name, rows, cols, in_modes, out_modes, target_ratio) -> int:
     """The largest uniform TT-rank compressing a kernel >= ``target_ratio``.
 
-    Raises a ValueError naming the kernel when even rank 1 does not.
+    ``in_modes`` and ``out_modes`` are the resolved modes, whose products
+    may exceed ``rows`` and ``cols`` when the widths are padded; the ratio
+    is that of the unpadded kernel, as the report gives it. Raises a
+    ValueError naming the kernel when even rank 1 does not reach it.
     """
     dense = rows * cols
-    limits = modes_lib.max_tt_ranks(in_modes, out_modes)
-    best = None
-    for rank in range(1, max(limits) + 1):
-        layout = modes_lib.resolve_layout(
-            rows, cols, rank, in_modes, out_modes, warn=False
+
+    def core_params(rank):
+        ranks = modes_lib.resolve_tt_ranks(
+            rank, in_modes, out_modes, warn=False
         )
-        if dense / layout.num_params < target_ratio:
+        return num_tt_params(in_modes, out_modes, ranks)
+
+    best = None
+    for rank in range(1, max(modes_lib.max_tt_ranks(in_modes, out_modes)) + 1):
+        if dense / core_params(rank) < target_ratio:
             break
         best = rank
     if best is None:
-        layout = modes_lib.resolve_layout(
-            rows, cols, 1, in_modes, out_modes, warn=False
-        )
         raise ValueError(
             f"Received an invalid value for `target_ratio`: layer '{name}' "
-            f"({rows}x{cols}, modes {layout.in_modes} x {layout.out_modes}) "
-            f"is compressed at most {dense / layout.num_params:.1f}x (at "
+            f"({rows}x{cols}, modes {tuple(in_modes)} x {tuple(out_modes)}) "
+            f"is compressed at most {dense / core_params(1):.1f}x (at "
             f"TT-rank 1). Received: target_ratio={target_ratio!r}"
         )
     return best

@@ -7,7 +7,6 @@ that tensorflow-model-optimization works on.
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -17,12 +16,13 @@ import numpy as np
 import tf_keras
 
 from keras_tt import modes as modes_lib
-from keras_tt.decomposition import check_rel_error
 from keras_tt.report import CompressionReport
-from keras_tt.report import LayerRecord
+from keras_tt.report import layer_record
+from keras_tt.tensorize._arguments import check_rank_arguments
+from keras_tt.tensorize._arguments import check_settings
+from keras_tt.tensorize._planning import rank_for_ratio
 from keras_tt.tf_keras.layers import TTDense
 from keras_tt.tf_keras.layers import dense_to_tt_dense
-from keras_tt.tt_matrix import num_tt_params
 
 # Dense kernels smaller than this (128 x 128) are left alone by default, as
 # in `keras_tt.tensorize`.
@@ -37,20 +37,6 @@ _SETTING_KEYS = (
 )
 
 
-def _record(layer, rel_error=None) -> LayerRecord:
-    return LayerRecord(
-        name=layer.name,
-        input_dim=int(layer.input_dim),
-        units=int(layer.units),
-        in_modes=tuple(layer.in_modes),
-        out_modes=tuple(layer.out_modes),
-        ranks=tuple(layer.tt_ranks),
-        dense_params=int(layer.input_dim) * int(layer.units),
-        tt_params=int(layer.num_core_params),
-        rel_error=rel_error,
-    )
-
-
 def model_report(model) -> CompressionReport:
     """The `keras_tt.report.CompressionReport` of a tf_keras model's TT layers.
 
@@ -58,35 +44,13 @@ def model_report(model) -> CompressionReport:
     dense matrix; approximation errors are unknown (``None``).
     """
     records = [
-        _record(layer)
+        layer_record(layer)
         for layer in model.layers
         if isinstance(layer, TTDense) and layer.built
     ]
     after = int(model.count_params())
     extra = sum(r.dense_params - r.tt_params for r in records)
     return CompressionReport(records, after + extra, after)
-
-
-def _check_rank_arguments(tt_rank, rel_error, target_ratio, where=""):
-    if tt_rank is not None:
-        modes_lib.check_tt_rank_argument(tt_rank)
-    check_rel_error(rel_error)
-    if target_ratio is not None and (
-        isinstance(target_ratio, bool)
-        or not isinstance(target_ratio, numbers.Real)
-        or not target_ratio > 0
-        or not math.isfinite(target_ratio)
-    ):
-        raise ValueError(
-            "Received an invalid value for `target_ratio`, expected a "
-            f"positive number{where}. Received: target_ratio={target_ratio!r}"
-        )
-    if tt_rank is not None and target_ratio is not None:
-        raise ValueError(
-            "Received both `tt_rank` and `target_ratio`; pass one of them"
-            f"{where}. Received: tt_rank={tt_rank!r}, "
-            f"target_ratio={target_ratio!r}"
-        )
 
 
 def _check_settings(settings, key):
@@ -98,13 +62,7 @@ def _check_settings(settings, key):
             f"settings as a dict with keys among {_SETTING_KEYS}. "
             f"Received: {key!r}: {settings!r}"
         )
-    _check_rank_arguments(
-        settings.get("tt_rank"),
-        settings.get("rel_error"),
-        settings.get("target_ratio"),
-        f" for layer {key!r}",
-    )
-    return dict(settings)
+    return check_settings(settings, f"layer {key!r}")
 
 
 def _kernel_size(layer) -> int:
@@ -162,28 +120,6 @@ def _select(model, layers, min_params):
     return list(unique.values())
 
 
-def _rank_for_ratio(layer, in_modes, out_modes, target_ratio):
-    """The largest uniform TT-rank compressing the kernel >= target_ratio."""
-    input_dim, units = (int(s) for s in layer.kernel.shape)
-    best = None
-    for rank in range(1, max(modes_lib.max_tt_ranks(in_modes, out_modes)) + 1):
-        ranks = modes_lib.resolve_tt_ranks(
-            rank, in_modes, out_modes, warn=False
-        )
-        ratio = input_dim * units / num_tt_params(in_modes, out_modes, ranks)
-        if ratio < target_ratio:
-            break
-        best = rank
-    if best is None:
-        raise ValueError(
-            f"Received an invalid value for `target_ratio`: layer "
-            f"'{layer.name}' ({input_dim}x{units}) cannot be compressed "
-            f"{target_ratio}x even at TT-rank 1. "
-            f"Received: target_ratio={target_ratio!r}"
-        )
-    return best
-
-
 def _plan(layer, settings, tt_rank, rel_error, target_ratio, modes):
     """``(tt_rank, rel_error, in_modes, out_modes)`` for one Dense layer."""
     if "tt_rank" in settings or "target_ratio" in settings:
@@ -212,8 +148,13 @@ def _plan(layer, settings, tt_rank, rel_error, target_ratio, modes):
             f"Layer '{layer.name}' ({input_dim}x{units}): {error}"
         ) from None
     if target_ratio is not None:
-        tt_rank = _rank_for_ratio(
-            layer, layout.in_modes, layout.out_modes, target_ratio
+        tt_rank = rank_for_ratio(
+            layer.name,
+            input_dim,
+            units,
+            layout.in_modes,
+            layout.out_modes,
+            target_ratio,
         )
     return tt_rank, rel_error, in_modes, out_modes
 
@@ -285,7 +226,7 @@ def tensorize(
             f"The model '{model.name}' is not built, so its Dense layers have "
             "no kernels to decompose: call it on data or build it first."
         )
-    _check_rank_arguments(tt_rank, rel_error, target_ratio)
+    check_rank_arguments(tt_rank, rel_error, target_ratio)
     if (
         isinstance(min_params, bool)
         or not isinstance(min_params, numbers.Integral)
@@ -351,7 +292,7 @@ def tensorize(
     # 6. Report.
     report = CompressionReport(
         [
-            _record(replacements[id(layer)], errors[id(layer)])
+            layer_record(replacements[id(layer)], rel_error=errors[id(layer)])
             for layer, _ in plans
         ],
         int(model.count_params()),
