@@ -384,3 +384,56 @@ def test_max_rank_is_the_deprecated_name_of_tt_rank(rng):
     with pytest.raises(ValueError, match=r"`max_rank`.*max_rank=0"):
         with pytest.warns(DeprecationWarning):
             tt_svd(matrix, (4, 4), (4, 4), max_rank=0)
+
+
+def _low_tt_rank(rng, rank, noise=0.0):
+    """A 1024 x 1024 matrix of TT-rank ``rank`` over modes (32, 32)^2."""
+    cores = [
+        rng.normal(size=(1, 32, 32, rank)),
+        rng.normal(size=(rank, 32, 32, 1)),
+    ]
+    matrix = full_matrix(cores)
+    return matrix + noise * np.abs(matrix).mean() * rng.normal(
+        size=matrix.shape
+    )
+
+
+def test_rank_capped_large_unfoldings_use_the_randomized_range_finder(rng):
+    # One 1024 x 1024 unfolding (modes (32, 32) x (32, 32)), cap 6 <= 1024/8.
+    matrix = _low_tt_rank(rng, 6)
+    auto = tt_svd(matrix, (32, 32), (32, 32), tt_rank=6)
+    randomized = tt_svd(
+        matrix, (32, 32), (32, 32), tt_rank=6, method="randomized"
+    )
+    np.testing.assert_array_equal(full_matrix(auto), full_matrix(randomized))
+    # A matrix of TT-rank 6 is recovered to rounding error.
+    assert auto.ranks == (1, 6, 1)
+    assert tt_error(auto, matrix) < 1e-9
+    assert auto.rel_error < 1e-9
+
+
+def test_randomized_error_is_exact_and_close_to_the_best(rng):
+    # Decaying spectrum plus noise: the truncation really discards something.
+    matrix = _low_tt_rank(rng, 12, noise=0.5)
+    randomized = tt_svd(
+        matrix, (32, 32), (32, 32), tt_rank=8, method="randomized"
+    )
+    best = tt_svd(matrix, (32, 32), (32, 32), tt_rank=8, method="svd")
+    true_error = tt_error(randomized, matrix)
+    assert randomized.rel_error == pytest.approx(true_error, rel=1e-6)
+    assert 0.01 < best.rel_error <= true_error <= best.rel_error * 1.01
+    assert randomized.ranks == best.ranks == (1, 8, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"rel_error": 0.1, "tt_rank": 4}, {}, {"rel_error": 0.1}]
+)
+def test_randomized_needs_a_rank_cap_and_no_error_budget(kwargs, rng):
+    with pytest.raises(ValueError, match="method='randomized', which needs"):
+        tt_svd(
+            rng.normal(size=(16, 16)),
+            (4, 4),
+            (4, 4),
+            method="randomized",
+            **kwargs,
+        )
