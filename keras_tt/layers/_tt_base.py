@@ -24,6 +24,34 @@ from keras_tt.initializers import as_tt_initializer
 from keras_tt.tt_matrix import full_matrix
 
 
+def check_trained_layer(layer, expected, argument, weights="kernel"):
+    """Refuse a layer that has no trained float weights to decompose.
+
+    ``expected`` is the class the conversion takes (``keras.layers.Dense``,
+    ``tf_keras.layers.Dense``, ...); ``argument`` the name of the argument
+    that held ``layer``, for the message; ``weights`` what is decomposed.
+    """
+    kind = expected.__name__
+    if not isinstance(layer, expected):
+        module = expected.__module__.split(".")[0]
+        raise ValueError(
+            f"Received an invalid value for `{argument}`, expected a "
+            f"`{module}.layers.{kind}` layer. "
+            f"Received: {argument}={type(layer).__name__}"
+        )
+    if not layer.built:
+        raise ValueError(
+            f"The {kind} layer '{layer.name}' is not built, so it has no "
+            f"{weights} to decompose: call it on an input or build it first."
+        )
+    if getattr(layer, "quantization_mode", None):
+        raise ValueError(
+            f"The {kind} layer '{layer.name}' is quantized "
+            f"({layer.quantization_mode!r}); tensorize the float model "
+            "before quantizing it."
+        )
+
+
 def as_list(modes):
     """Modes as a list of ints for a config, or ``None``."""
     return None if modes is None else [int(m) for m in modes]

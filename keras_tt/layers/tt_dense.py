@@ -23,6 +23,7 @@ from keras_tt.decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import check_given_modes
+from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
@@ -385,23 +386,7 @@ def dense_to_tt_dense(
     too; see there for the arguments. ``callback`` is passed to
     `keras_tt.tt_svd` (called once per truncation).
     """
-    if not isinstance(dense_layer, keras.layers.Dense):
-        raise ValueError(
-            "Received an invalid value for `dense_layer`, expected a "
-            "`keras.layers.Dense` layer. "
-            f"Received: dense_layer={type(dense_layer).__name__}"
-        )
-    if not dense_layer.built:
-        raise ValueError(
-            f"The Dense layer '{dense_layer.name}' is not built, so it has no "
-            "kernel to decompose: call it on an input first."
-        )
-    if getattr(dense_layer, "quantization_mode", None):
-        raise ValueError(
-            f"The Dense layer '{dense_layer.name}' is quantized "
-            f"({dense_layer.quantization_mode!r}); tensorize the float model "
-            "before quantizing it."
-        )
+    check_trained_layer(dense_layer, keras.layers.Dense, "dense_layer")
     result = decompose_for_layer(
         float_matrix(dense_layer.kernel),
         tt_rank=tt_rank,

@@ -21,6 +21,7 @@ from keras_tt.decomposition import decompose_for_layer
 from keras_tt.decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
@@ -423,23 +424,7 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
 
 def check_einsum_dense_layer(layer, name="layer") -> EquationParts:
     """Refuse what `TTEinsumDense` cannot stand in for, with the reason."""
-    if not isinstance(layer, keras.layers.EinsumDense):
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a "
-            "`keras.layers.EinsumDense` layer. "
-            f"Received: {name}={type(layer).__name__}"
-        )
-    if not layer.built:
-        raise ValueError(
-            f"The EinsumDense layer '{layer.name}' is not built, so it has no "
-            "kernel to decompose: call it on an input first."
-        )
-    if getattr(layer, "quantization_mode", None):
-        raise ValueError(
-            f"The EinsumDense layer '{layer.name}' is quantized "
-            f"({layer.quantization_mode!r}); tensorize the float model "
-            "before quantizing it."
-        )
+    check_trained_layer(layer, keras.layers.EinsumDense, name)
     if getattr(layer, "lora_enabled", False):
         raise ValueError(
             f"The EinsumDense layer '{layer.name}' has LoRA enabled; merge or "

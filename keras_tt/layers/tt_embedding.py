@@ -20,6 +20,7 @@ from keras_tt.initializers import TTVarianceScaling
 from keras_tt.initializers import as_tt_initializer
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import core_initializers
 from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
@@ -390,23 +391,7 @@ def _distribution_variance(initializer):
 
 def check_embedding_layer(layer, name="embedding_layer"):
     """Refuse what `TTEmbedding` cannot stand in for, with the reason."""
-    if not isinstance(layer, keras.layers.Embedding):
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a "
-            "`keras.layers.Embedding` layer. "
-            f"Received: {name}={type(layer).__name__}"
-        )
-    if not layer.built:
-        raise ValueError(
-            f"The Embedding layer '{layer.name}' is not built, so it has no "
-            "table to decompose: call it on an input or build it first."
-        )
-    if getattr(layer, "quantization_mode", None):
-        raise ValueError(
-            f"The Embedding layer '{layer.name}' is quantized "
-            f"({layer.quantization_mode!r}); tensorize the float model "
-            "before quantizing it."
-        )
+    check_trained_layer(layer, keras.layers.Embedding, name, weights="table")
     if getattr(layer, "lora_enabled", False):
         raise ValueError(
             f"The Embedding layer '{layer.name}' has LoRA enabled; merge or "

@@ -31,6 +31,7 @@ from keras_tt.initializers import TTVarianceScaling
 from keras_tt.layers._tt_base import TTMatrixMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import check_given_modes
+from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
 from keras_tt.tf_keras import _tfmot
@@ -360,17 +361,7 @@ def dense_to_tt_dense(
         ``(layer, decomposition)``: the built `TTDense` and the
         `keras_tt.TTDecomposition` it holds.
     """
-    if not isinstance(dense_layer, tf_keras.layers.Dense):
-        raise ValueError(
-            "Received an invalid value for `dense_layer`, expected a "
-            "`tf_keras.layers.Dense` layer. "
-            f"Received: dense_layer={type(dense_layer).__name__}"
-        )
-    if not dense_layer.built:
-        raise ValueError(
-            f"The Dense layer '{dense_layer.name}' is not built, so it has no "
-            "kernel to decompose: call it on an input first."
-        )
+    check_trained_layer(dense_layer, tf_keras.layers.Dense, "dense_layer")
     result = decompose_for_layer(
         float_matrix(dense_layer.kernel.numpy()),
         tt_rank=tt_rank,
