@@ -5,11 +5,15 @@ al., *Tensorizing Neural Networks*, NeurIPS 2015), a pass that puts trained
 models into that format, and an export to TFLite/LiteRT builtin ops.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # First: in the `keras-tt` process this answers --help and argument errors
 # before the imports below load TensorFlow (other imports: no effect).
 from keras_tt import cli as _cli
+
+# Then, before TensorFlow loads: importing this module hides TensorFlow's
+# INFO start-up notices unless the user set TF_CPP_MIN_LOG_LEVEL.
+from keras_tt import _quiet
 
 # Layers.
 from keras_tt.layers import LowRankDense

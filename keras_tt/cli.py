@@ -92,6 +92,25 @@ def _layer_names(text: str) -> list[str]:
     return names
 
 
+# What `keras-tt tensorize` converts, one kind of layer a line.
+_LAYER_KINDS = """\
+layers tensorize converts (trained weights -> TT layer by TT-SVD):
+  Dense                  -> TTDense
+  EinsumDense            -> TTEinsumDense
+  Embedding              -> TTEmbedding (also keras_hub's ReversibleEmbedding)
+  MultiHeadAttention     -> TT attention (TTMultiHeadAttention: its
+                            query/key/value/output projections as
+                            TTEinsumDense)
+  convolutions           -> not converted (cloned unchanged)
+"""
+
+
+def _version() -> str:
+    from keras_tt import __version__
+
+    return __version__
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, without the usage."""
 
@@ -107,17 +126,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Compress Keras models with Tensor-Train layers, export "
-        "them to TFLite/LiteRT, and inspect the results.",
+        "them to\nTFLite/LiteRT, and inspect the results.",
+        epilog=_LAYER_KINDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {_version()}",
+        help="print the keras_tt version and exit",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     tensorize = commands.add_parser(
         "tensorize",
-        help="replace large Dense layers of a .keras model by TTDense layers",
-        description="Replace the large Dense layers of a saved model by "
-        "TTDense layers initialised by TT-SVD, print the report and save the "
-        "result. Give --tt-rank, --rel-error or --target-ratio (or a "
-        "combination).",
+        help="replace the large layers of a .keras model by TT layers",
+        description="Replace the large layers of a saved model by TT layers "
+        "initialised by TT-SVD, print the report and save the result. Give "
+        "--tt-rank, --rel-error or --target-ratio (or a combination).",
+        epilog=_LAYER_KINDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tensorize.add_argument("input", help="the trained model (.keras)")
     tensorize.add_argument(
@@ -145,14 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers",
         type=_layer_names,
         default=None,
-        help="comma-separated names of the Dense layers to replace "
+        help="comma-separated names of the layers to replace "
         "(default: every large one)",
     )
     tensorize.add_argument(
         "--min-params",
         type=_non_negative_int,
         default=None,
-        help="without --layers, replace Dense layers with at least this many "
+        help="without --layers, replace layers with at least this many "
         "kernel parameters (default: the DEFAULT_MIN_PARAMS of "
         "keras_tt.tensorize)",
     )
@@ -346,7 +374,9 @@ def _silence_tensorflow() -> bool:
     filtered out of stderr as well.
     """
     global _we_set_log_level
-    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+    from keras_tt import _quiet
+
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ or _quiet.set_by_keras_tt:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         _we_set_log_level = True
     return _we_set_log_level
