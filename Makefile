@@ -2,6 +2,10 @@
 #   make demo   creates .venv, installs keras_tt, runs examples/quickstart.py
 #   make test   creates .venv, installs keras_tt with test extras, runs pytest
 # Slower suites have their own targets; `make ci` runs everything CI runs.
+#   make docs      builds the documentation site into site/ (strict), checks
+#                  its links and renders it in headless Chromium
+#   make test-docs runs every python block of README.md and docs/
+#   make package   builds wheel and sdist, checks and installs them
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,9 +14,10 @@ PYTEST := $(PY) -m pytest
 PYTEST_MARKED := $(PYTEST) -o addopts=-ra
 STAMP := $(VENV)/.keras_tt-installed
 EXTRAS_STAMP := $(VENV)/.keras_tt-extras-installed
+DOCS_STAMP := $(VENV)/.keras_tt-docs-installed
 
 .PHONY: demo test lint format test-zoo test-backends test-tfmot verify-arm64 \
-	bench ci clean
+	bench docs test-docs package ci clean
 
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +29,12 @@ $(STAMP): setup.py pyproject.toml
 $(EXTRAS_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,examples,backends,tfmot,zoo]"
 	touch $(EXTRAS_STAMP)
+
+# MkDocs (material, mkdocstrings), build and twine, on top of the extras
+# (the tfmot guide's code runs too).
+$(DOCS_STAMP): $(EXTRAS_STAMP)
+	$(PY) -m pip install --quiet -e ".[test,examples,backends,tfmot,zoo,docs,release]"
+	touch $(DOCS_STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
@@ -64,8 +75,26 @@ verify-arm64: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/layer_speed.py
 
+# The site, offline, warnings as errors; then links, rendering in headless
+# Chromium (skipped with a message when none is installed) and a
+# screenshot of the home page, site/screenshot-home.png.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+	$(PY) tools/check_docs_site.py site
+
+# Every ```python block of README.md and docs/, page by page, and the
+# built site's links and rendering.
+test-docs: $(DOCS_STAMP)
+	$(PYTEST_MARKED) -m docs tests/test_docs.py
+
+# Wheel and sdist: build, twine check, clean installs, the Quickstart
+# outside the source tree, the sdist's own tests (a subset).
+package: $(DOCS_STAMP)
+	bash tools/check_package.sh $(PY)
+
 # Everything CI runs (.ci/run), fastest first.
-ci: lint test test-backends test-tfmot verify-arm64 test-zoo
+ci: lint test test-backends test-tfmot verify-arm64 test-zoo docs test-docs \
+	package
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist site *.egg-info
