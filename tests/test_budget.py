@@ -25,14 +25,14 @@ def _tt_kernel(rng, rank):
     return (w / np.linalg.norm(w) * 8).astype("float32")
 
 
-def two_branch_model(seed=0, structured=True, weight=1.0):
+def two_branch_model(seed=0, ranks=(2, 8), weight=1.0):
     """``head_a(fc_a(x)) + weight * head_b(fc_b(x))``, 128 -> 128 each.
 
-    With ``structured``, fc_a has exact TT-rank 2 (cheap to compress) and
-    fc_b TT-rank 8 plus a little noise (needs every rank it gets);
-    otherwise both are random. With ``weight`` small, fc_b barely reaches
-    the output.
+    fc_a and fc_b have kernels of exact TT-ranks ``ranks`` plus a little
+    noise (``None``: a random kernel). With ``weight`` small, fc_b barely
+    reaches the output.
     """
+    keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     inputs = keras.Input((128,))
     a = keras.layers.Dense(128, activation="relu", name="fc_a")(inputs)
@@ -41,10 +41,10 @@ def two_branch_model(seed=0, structured=True, weight=1.0):
     out_b = keras.layers.Dense(4, name="head_b")(b)
     out = keras.layers.Add()([out_a, keras.layers.Rescaling(weight)(out_b)])
     model = keras.Model(inputs, out)
-    if structured:
-        model.get_layer("fc_a").kernel.assign(_tt_kernel(rng, 2))
-        noise = rng.normal(size=(128, 128)).astype("float32") * 0.01
-        model.get_layer("fc_b").kernel.assign(_tt_kernel(rng, 8) + noise)
+    for name, rank in zip(("fc_a", "fc_b"), ranks):
+        if rank is not None:
+            noise = rng.normal(size=(128, 128)).astype("float32") * 0.01
+            model.get_layer(name).kernel.assign(_tt_kernel(rng, rank) + noise)
     return model, rng.normal(size=(256, 128)).astype("float32")
 
 
@@ -102,7 +102,7 @@ def test_budget_is_met_within_one_rank_step():
 
 
 def test_threshold_beats_uniform_rank_at_the_same_size():
-    model, x = two_branch_model(structured=True)
+    model, x = two_branch_model()
     ratio = 12
     uniform = uniform_at_budget(model, ratio)
     tt_model = tensorize(model, model_ratio=ratio, min_params=1000, verbose=0)
@@ -117,9 +117,9 @@ def test_threshold_beats_uniform_rank_at_the_same_size():
 
 
 def test_calibrated_greedy_beats_uniform_rank_at_the_same_size():
-    # Both kernels random: equal weight errors, but fc_b barely reaches
+    # Both kernels alike: equal weight errors, but fc_b barely reaches
     # the output, which only data can tell.
-    model, x = two_branch_model(structured=False, weight=0.05)
+    model, x = two_branch_model(ranks=(8, 8), weight=0.05)
     uniform = uniform_at_budget(model, RATIO)
     tt_model = tensorize(
         model,
@@ -133,7 +133,7 @@ def test_calibrated_greedy_beats_uniform_rank_at_the_same_size():
     assert tt_model.count_params() <= model.count_params() / RATIO
     assert budget.ranks["fc_a"] > budget.ranks["fc_b"]
     # Measured on examples the calibration did not see.
-    assert output_error(model, tt_model, x[128:]) < 0.9 * output_error(
+    assert output_error(model, tt_model, x[128:]) < 0.7 * output_error(
         model, uniform, x[128:]
     )
     for a in budget.layers:
@@ -142,7 +142,7 @@ def test_calibrated_greedy_beats_uniform_rank_at_the_same_size():
 
 
 def test_sensitivity_is_the_measured_output_change():
-    model, x = two_branch_model(structured=False)
+    model, x = two_branch_model(ranks=(None, None))
     tt_model = tensorize(
         model,
         model_ratio=RATIO,
