@@ -170,6 +170,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="compress each selected layer at least this much",
     )
     tensorize.add_argument(
+        "--model-ratio",
+        type=float,
+        default=None,
+        help="compress the whole model at least this much, ranks allocated "
+        "across the selected layers",
+    )
+    tensorize.add_argument(
+        "--calibration",
+        default=None,
+        help="with --model-ratio: a .npy file of sample inputs on which "
+        "each layer's sensitivity is measured",
+    )
+    tensorize.add_argument(
+        "--allocation",
+        choices=("threshold", "greedy"),
+        default=None,
+        help="with --model-ratio: shared error threshold (default without "
+        "--calibration) or greedy by output change (default with it)",
+    )
+    tensorize.add_argument(
+        "--data-aware",
+        action="store_true",
+        help="re-initialise the TT layers on the --calibration inputs "
+        "(whitened / frequency-weighted TT-SVD)",
+    )
+    tensorize.add_argument(
         "--layers",
         type=_layer_names,
         default=None,
@@ -327,13 +353,23 @@ def _check_output(output: str, inputs: dict, suffixes: tuple) -> None:
 
 def _check_tensorize(args) -> None:
     budgets = (args.tt_rank, args.rel_error, args.target_ratio)
-    if all(value is None for value in budgets):
+    model_ratio = getattr(args, "model_ratio", None)
+    calibration = getattr(args, "calibration", None)
+    if all(value is None for value in budgets) and model_ratio is None:
         raise CommandError(
             "Give the TT-ranks: --tt-rank, --rel-error or --target-ratio "
-            "(or a combination)."
+            "(or a combination), or a whole-model --model-ratio."
         )
-    _check_output(args.output, {"input": args.input}, (".keras",))
+    if getattr(args, "data_aware", False) and calibration is None:
+        raise CommandError("--data-aware needs --calibration, a .npy file.")
+    _check_output(
+        args.output,
+        {"input": args.input, "--calibration": calibration},
+        (".keras",),
+    )
     _check_keras_file(args.input)
+    if calibration is not None:
+        _check_npy_file(calibration, "--calibration")
 
 
 def _check_export(args) -> None:
@@ -442,6 +478,15 @@ def _tensorize(args) -> None:
     options = {}
     if args.min_params is not None:
         options["min_params"] = args.min_params
+    calibration = None
+    if args.calibration is not None:
+        import numpy as np
+
+        calibration = np.load(args.calibration, allow_pickle=False)
+    if args.model_ratio is not None:
+        options["model_ratio"] = args.model_ratio
+        options["calibration_data"] = calibration
+        options["allocation"] = args.allocation
     tt_model = tensorize(
         model,
         tt_rank=args.tt_rank,
@@ -451,6 +496,15 @@ def _tensorize(args) -> None:
         verbose=0 if args.quiet else 1,
         **options,
     )
+    if args.data_aware:
+        from keras_tt.data_aware import data_aware_init
+
+        for record in data_aware_init(tt_model, model, calibration):
+            print(
+                f"data-aware {record.name}: output error "
+                f"{record.error_before:.4f} -> {record.error_after:.4f}"
+                f"{'' if record.kept else ' (kept the TT-SVD cores)'}"
+            )
     tt_model.save(args.output)
     if args.quiet:
         print(tt_model.tensorize_report)

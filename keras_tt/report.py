@@ -80,6 +80,11 @@ class CompressionReport:
         params_before: parameters of the model with dense kernels (for
             `tensorize`: the original model's ``count_params()``).
         params_after: parameters of the model with TT-cores.
+        allocation: for ``tensorize(..., model_ratio=...)``, the
+            ``BudgetAllocation``: per layer the rank options tried, their
+            sizes, weight errors and (with calibration data) measured
+            output changes, the ranks chosen and the predicted size
+            (``params_after`` is the measured one); ``None`` otherwise.
 
     ``str(report)`` (and `print_table`) gives a table; `records` gives the
     same data as a list of dicts.
@@ -88,6 +93,7 @@ class CompressionReport:
     layers: list
     params_before: int
     params_after: int
+    allocation: object = None
 
     @property
     def kernel_params_before(self) -> int:
@@ -120,8 +126,16 @@ class CompressionReport:
         return [r.as_dict() for r in self.layers]
 
     def totals(self) -> dict:
-        """Totals for the replaced kernels and for the whole model."""
+        """Totals for the replaced kernels and for the whole model (with a
+        budget, also ``predicted_params`` and ``max_params``)."""
+        extra = {}
+        if self.allocation is not None:
+            extra = {
+                "predicted_params": self.allocation.predicted_params,
+                "max_params": self.allocation.max_params,
+            }
         return {
+            **extra,
             "kernel_params_before": self.kernel_params_before,
             "kernel_params_after": self.kernel_params_after,
             "kernel_compression": self.kernel_compression,
@@ -184,7 +198,14 @@ class CompressionReport:
                 "",
             ]
         )
-        return _format_table(headers, rows)
+        table = _format_table(headers, rows)
+        if self.allocation is not None:
+            table += "\n" + self.allocation.table()
+            table += (
+                f"\n  measured whole model: {self.params_after:,} "
+                f"parameters ({self.compression:.2f}x)"
+            )
+        return table
 
     def print_table(self, print_fn: Callable[[str], None] | None = None):
         """Print `table` with ``print_fn`` (default: ``print``)."""

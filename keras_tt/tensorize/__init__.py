@@ -7,8 +7,10 @@ the weights of every other layer. It never touches the model it is given.
 
 Modules, in the order the pass uses them: `_arguments` (argument checks),
 `_selection` (finding layers, also in wrappers and custom layers),
-`_planning` (modes and ranks of each selected layer), `_converters` (the
-registry of layer converters; see its docstring to add one), `_progress`,
+`_planning` (modes and ranks of each selected layer), `_budget` (ranks
+allocated across layers to meet a whole-model ``model_ratio``),
+`_converters` (the registry of layer converters; see its docstring to add
+one), `_progress`,
 `_cloning` (clone, weight copy, compile) and `_pass` (the stages).
 """
 
@@ -17,6 +19,9 @@ from keras_tt.tensorize import _attention  # noqa: F401
 from keras_tt.tensorize import _einsum_dense  # noqa: F401
 from keras_tt.tensorize import _embedding  # noqa: F401
 from keras_tt.tensorize import _holders  # noqa: F401 - registers the loader
+from keras_tt.tensorize._budget import BudgetAllocation
+from keras_tt.tensorize._budget import LayerAllocation
+from keras_tt.tensorize._budget import RankOption
 from keras_tt.tensorize._converters import LayerConverter
 from keras_tt.tensorize._converters import register_converter
 from keras_tt.tensorize._pass import DEFAULT_MIN_PARAMS
@@ -25,7 +30,10 @@ from keras_tt.tensorize._planning import rank_for_ratio
 
 __all__ = [
     "DEFAULT_MIN_PARAMS",
+    "BudgetAllocation",
+    "LayerAllocation",
     "LayerConverter",
+    "RankOption",
     "model_report",
     "rank_for_ratio",
     "register_converter",

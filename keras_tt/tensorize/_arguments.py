@@ -137,3 +137,69 @@ def _check_modes_pair(pair, received):
         "(in_modes, out_modes) or a dict {layer name: (in_modes, out_modes)}."
         f" Received: modes={received!r}"
     )
+
+
+ALLOCATIONS = ("threshold", "greedy")
+
+
+def check_budget_arguments(
+    model_ratio, allocation, calibration_data, tt_rank, rel_error, target_ratio
+) -> None:
+    """``model_ratio`` (a whole-model budget) and what goes with it."""
+    if model_ratio is None:
+        if allocation is not None or calibration_data is not None:
+            given = (
+                "allocation" if allocation is not None else ("calibration_data")
+            )
+            raise ValueError(
+                f"Received `{given}` without `model_ratio`: it chooses how "
+                "a whole-model budget is spent, so pass `model_ratio` too. "
+                f"Received: model_ratio=None, {given}=..."
+            )
+        return
+    if (
+        isinstance(model_ratio, bool)
+        or not isinstance(model_ratio, numbers.Real)
+        or not math.isfinite(model_ratio)
+        or not model_ratio >= 1
+    ):
+        raise ValueError(
+            "Received an invalid value for `model_ratio`, expected a finite "
+            "number >= 1 (the whole model's compression, parameters before "
+            f"/ after). Received: model_ratio={model_ratio!r}"
+        )
+    others = {
+        "tt_rank": tt_rank,
+        "rel_error": rel_error,
+        "target_ratio": target_ratio,
+    }
+    given = [f"{k}={v!r}" for k, v in others.items() if v is not None]
+    if given:
+        raise ValueError(
+            "Received `model_ratio` together with "
+            f"{', '.join(given)}; `model_ratio` chooses every layer's rank, "
+            "so pass it alone (per-layer `in_modes`/`out_modes` still apply)."
+            f" Received: model_ratio={model_ratio!r}, {', '.join(given)}"
+        )
+    if allocation is not None and allocation not in ALLOCATIONS:
+        raise ValueError(
+            "Received an invalid value for `allocation`, expected one of "
+            f"{ALLOCATIONS} or None. Received: allocation={allocation!r}"
+        )
+
+
+def check_no_layer_ranks(selected) -> None:
+    """With ``model_ratio``, no per-layer rank settings."""
+    for s in selected:
+        keys = [
+            k
+            for k in ("tt_rank", "rel_error", "target_ratio")
+            if s.settings.get(k) is not None
+        ]
+        if keys:
+            raise ValueError(
+                f"Received `model_ratio` and per-layer {keys} for layer "
+                f"'{s.name}' in `layers`; the budget chooses every selected "
+                "layer's rank (leave the layer out of the selection to keep "
+                f"it dense). Received: {s.name}: {dict(s.settings)!r}"
+            )

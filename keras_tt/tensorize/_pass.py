@@ -9,12 +9,16 @@ from typing import Any
 
 import keras
 
+from keras_tt.calibration import check_calibration_data
 from keras_tt.report import CompressionReport
+from keras_tt.tensorize._arguments import check_budget_arguments
 from keras_tt.tensorize._arguments import check_min_params
 from keras_tt.tensorize._arguments import check_model
 from keras_tt.tensorize._arguments import check_modes_argument
+from keras_tt.tensorize._arguments import check_no_layer_ranks
 from keras_tt.tensorize._arguments import check_rank_arguments
 from keras_tt.tensorize._arguments import check_verbose
+from keras_tt.tensorize._budget import allocate
 from keras_tt.tensorize._cloning import Cloner
 from keras_tt.tensorize._cloning import apply_compile_plan
 from keras_tt.tensorize._cloning import compile_plan
@@ -39,6 +43,9 @@ def tensorize(
     min_params: int = DEFAULT_MIN_PARAMS,
     modes: Any = None,
     verbose: int = 1,
+    model_ratio: float | None = None,
+    calibration_data: Any = None,
+    allocation: str | None = None,
 ) -> keras.Model:
     """Return a copy of ``model`` with its large `Dense` layers in TT format.
 
@@ -80,6 +87,19 @@ def tensorize(
     the others: both bounds hold where they can, and the error achieved is
     reported.
 
+    Whole-model budget. ``model_ratio=c`` instead chooses one TT-rank per
+    selected layer so that the whole model shrinks at least ``c`` times
+    (``model.count_params() / tt_model.count_params() >= c``), giving the
+    ranks to the layers that need them: without data, one relative weight
+    error shared by all layers is bisected to the budget
+    (``allocation="threshold"``); with ``calibration_data`` (a sample of
+    model inputs), the change of the model's outputs is measured for each
+    layer and rank, and ranks are added greedily by output-change decrease
+    per parameter (``allocation="greedy"``). The budget is met within one
+    rank step: raising any single layer by one rank step would overflow it.
+    ``tt_model.tensorize_report.allocation`` holds the options, the
+    sensitivities and the chosen ranks.
+
     The report. A `keras_tt.report.CompressionReport` (per layer: modes,
     ranks, kernel parameters before and after, compression, achieved
     relative error; totals for the replaced kernels and the whole model) is
@@ -113,6 +133,13 @@ def tensorize(
         verbose: 0 for silence; 1 for a progress bar (one step per
             truncation) and the printed report; 2 for the report and a
             one-line progress summary, as in `fit`.
+        model_ratio: a number >= 1, the least whole-model compression;
+            excludes ``tt_rank``, ``rel_error`` and ``target_ratio``.
+        calibration_data: with ``model_ratio``, a sample of model inputs
+            (an array, or a list or dict of arrays) on which each layer's
+            sensitivity is measured.
+        allocation: with ``model_ratio``, ``"threshold"`` (the default
+            without data) or ``"greedy"`` (the default with data).
 
     Returns:
         A new, built `keras.Model` with the ``tensorize_report`` attribute.
@@ -145,6 +172,15 @@ def tensorize(
     #    doing any work.
     check_model(model)
     check_rank_arguments(tt_rank, rel_error, target_ratio)
+    check_budget_arguments(
+        model_ratio,
+        allocation,
+        calibration_data,
+        tt_rank,
+        rel_error,
+        target_ratio,
+    )
+    calibration_data = check_calibration_data(model, calibration_data)
     min_params = check_min_params(min_params)
     verbose = check_verbose(verbose)
     modes = check_modes_argument(modes)
@@ -174,8 +210,21 @@ def tensorize(
             stacklevel=2,
         )
 
-    # 3. Plan every selected layer: modes, ranks, steps; all checked.
-    plans = [plan(s, tt_rank, rel_error, target_ratio, modes) for s in selected]
+    # 3. Plan every selected layer: modes, ranks, steps; all checked. With
+    #    a whole-model budget, the ranks are allocated across the layers.
+    budget = None
+    if model_ratio is not None:
+        check_no_layer_ranks(selected)
+        plans = [plan(s, 1, None, None, modes) for s in selected]
+        budget = allocate(
+            model, plans, model_ratio, calibration_data, allocation
+        )
+        for layer_plan, chosen in zip(plans, budget.layers):
+            layer_plan.settings["tt_rank"] = chosen.tt_rank
+    else:
+        plans = [
+            plan(s, tt_rank, rel_error, target_ratio, modes) for s in selected
+        ]
 
     # 4. Decompose: one new TT layer per selected layer.
     progress = Progress(sum(p.steps for p in plans), verbose)
@@ -207,7 +256,10 @@ def tensorize(
 
     # 6. Report.
     report = CompressionReport(
-        records, int(model.count_params()), int(tt_model.count_params())
+        records,
+        int(model.count_params()),
+        int(tt_model.count_params()),
+        allocation=budget,
     )
     tt_model.tensorize_report = report
     if verbose:

@@ -1,0 +1,409 @@
+"""Whole-model budgets: TT-ranks allocated across layers to meet a size.
+
+`tensorize(model, model_ratio=c)` compresses the whole model at least ``c``
+times (``model.count_params() / tt_model.count_params() >= c``), choosing
+one TT-rank per selected layer by how much each layer suffers from a lower
+rank. This module does the choosing; the pass then converts every layer at
+its chosen rank as for ``tt_rank``.
+
+Rank options. For every selected layer the registered converter's
+``convert`` is run at TT-ranks 1, 2, ... (every integer up to 32, then steps
+of ``r // 16``: the *rank step*), keeping for each rank the parameters of
+the cores (from the records, so padding and any layer kind count exactly)
+and the relative weight error of the TT-SVD. The options stop at the
+layer's largest useful rank, at the dense kernel's size, or where the
+layer alone would overflow the budget with every other layer at rank 1.
+With ``calibration_data``, each option's new layer is also put in the
+original layer's place (its ``call`` is redirected for the duration of a
+forward pass; the weights are never written) and the *sensitivity* is
+measured: the relative squared change of the model's outputs on the
+sample, ``||f_r(x) - f(x)||^2 / ||f(x)||^2``.
+
+Size. The predicted size is ``params_before - sum(dense kernel params) +
+sum(chosen core params)``: every weight outside the replaced kernels is
+kept (tested equal to the measured ``count_params()`` of the result).
+
+Allocation algorithms (``allocation=``):
+
+- ``"threshold"`` (the default without calibration data; ALDS, Liebenwein
+  et al. 2021): one relative weight error ``tau`` shared by every layer,
+  each layer taking the smallest rank whose TT-SVD error is at most
+  ``tau``; ``tau`` is bisected over the options' errors to the smallest
+  value whose model fits the budget. No data needed.
+- ``"greedy"`` (the default with calibration data): start at the smallest
+  rank everywhere, then repeatedly take the step (one layer to one of its
+  higher ranks) with the largest sensitivity decrease per added parameter
+  that still fits, until none fits. The sensitivities of different layers
+  are taken as adding up (true for small, independent changes). Without
+  calibration data the squared relative weight errors stand in.
+
+Both end with the same fill-up: while raising one layer by one rank step
+still fits, the step with the largest decrease per parameter is taken. So
+the budget is met *within one rank step*: the model fits the budget, and
+raising any single layer by one rank step would not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+from keras_tt import calibration
+
+
+@dataclasses.dataclass(frozen=True)
+class RankOption:
+    """One candidate TT-rank of a layer.
+
+    Attributes:
+        tt_rank: the uniform cap on the layer's inner TT-ranks.
+        tt_params: parameters of all the layer's cores at that rank.
+        rel_error: relative Frobenius error of the TT-SVD (root mean
+            square over the layer's kernels when it has several).
+        sensitivity: relative squared change of the model's outputs on
+            the calibration data with this layer alone at that rank;
+            ``None`` without calibration data.
+    """
+
+    tt_rank: int
+    tt_params: int
+    rel_error: float
+    sensitivity: float | None = None
+
+    @property
+    def cost(self) -> float:
+        """What the allocation minimises: the sensitivity when measured,
+        else the squared weight error."""
+        if self.sensitivity is not None:
+            return self.sensitivity
+        return self.rel_error**2
+
+
+@dataclasses.dataclass
+class LayerAllocation:
+    """The options of one selected layer and the one chosen."""
+
+    name: str
+    kind: str
+    dense_params: int
+    options: tuple
+    chosen: int = 0
+
+    @property
+    def option(self) -> RankOption:
+        return self.options[self.chosen]
+
+    @property
+    def tt_rank(self) -> int:
+        return self.option.tt_rank
+
+
+@dataclasses.dataclass
+class BudgetAllocation:
+    """How `tensorize` spent a whole-model budget.
+
+    Attributes:
+        model_ratio: the compression asked for.
+        method: ``"threshold"`` or ``"greedy"``.
+        params_before: the original model's parameters.
+        max_params: the budget, ``floor(params_before / model_ratio)``.
+        layers: one `LayerAllocation` per selected layer.
+        threshold: the shared weight error of ``"threshold"`` (``None``
+            for ``"greedy"``).
+        calibrated: whether sensitivities were measured on data.
+    """
+
+    model_ratio: float
+    method: str
+    params_before: int
+    max_params: int
+    layers: list
+    threshold: float | None = None
+    calibrated: bool = False
+
+    @property
+    def fixed_params(self) -> int:
+        """Parameters outside the replaced kernels."""
+        return self.params_before - sum(a.dense_params for a in self.layers)
+
+    @property
+    def predicted_params(self) -> int:
+        """Whole-model parameters at the chosen ranks."""
+        return self.fixed_params + sum(a.option.tt_params for a in self.layers)
+
+    @property
+    def ranks(self) -> dict:
+        """``{layer path: chosen TT-rank}``."""
+        return {a.name: a.tt_rank for a in self.layers}
+
+    def as_dict(self) -> dict:
+        return {
+            "model_ratio": self.model_ratio,
+            "method": self.method,
+            "params_before": self.params_before,
+            "max_params": self.max_params,
+            "predicted_params": self.predicted_params,
+            "threshold": self.threshold,
+            "calibrated": self.calibrated,
+            "layers": [
+                {
+                    "name": a.name,
+                    "kind": a.kind,
+                    "tt_rank": a.tt_rank,
+                    "tt_params": a.option.tt_params,
+                    "rel_error": a.option.rel_error,
+                    "sensitivity": a.option.sensitivity,
+                    "options": [dataclasses.asdict(o) for o in a.options],
+                }
+                for a in self.layers
+            ],
+        }
+
+    def table(self) -> str:
+        """Per-layer chosen ranks and sensitivities, and the sizes."""
+        header = (
+            f"budget: model_ratio={self.model_ratio:g} -> at most "
+            f"{self.max_params:,} parameters; allocation={self.method}"
+        )
+        if self.threshold is not None:
+            header += f" (shared weight error {self.threshold:.4f})"
+        lines = [header]
+        width = max(len(a.name) for a in self.layers)
+        sens = "output change" if self.calibrated else "(no data)"
+        lines.append(
+            f"  {'layer'.ljust(width)}  rank  options  {'TT params':>10}"
+            f"  weight error  {sens:>13}"
+        )
+        for a in self.layers:
+            o = a.option
+            s = "-" if o.sensitivity is None else f"{o.sensitivity:.3e}"
+            lines.append(
+                f"  {a.name.ljust(width)}  {o.tt_rank:>4}  "
+                f"{len(a.options):>7}  "
+                f"{o.tt_params:>10,}  {o.rel_error:>12.4f}  {s:>13}"
+            )
+        lines.append(
+            f"  predicted whole model: {self.predicted_params:,} parameters "
+            f"({self.params_before / max(1, self.predicted_params):.2f}x)"
+        )
+        return "\n".join(lines)
+
+
+ALLOCATIONS = ("threshold", "greedy")
+
+
+def rank_grid(limit: int):
+    """The candidate ranks 1, 2, ..., 32, then steps of ``r // 16``."""
+    rank = 1
+    while rank <= limit:
+        yield rank
+        rank += max(1, rank // 16)
+
+
+def layer_options(
+    plan, affordable: int, measure=None, max_rank: int = 4096
+) -> tuple:
+    """`RankOption` for each candidate rank of one planned layer.
+
+    ``affordable``: the most core parameters this layer can take.
+    ``measure``: ``measure(layer, new_layer) -> sensitivity`` or None.
+    """
+    layer, converter = plan.layer, plan.converter
+    dense = sum(rows * cols for _, rows, cols in converter.kernels(layer))
+    options, last_ranks = [], None
+    for rank in rank_grid(max_rank):
+        settings = dict(plan.settings)
+        settings.update(tt_rank=rank, rel_error=None, target_ratio=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            new_layer, records = converter.convert(layer, settings, None)
+        ranks = tuple(r.ranks for r in records)
+        if ranks == last_ranks:
+            break  # the largest useful rank was reached
+        last_ranks = ranks
+        params = sum(int(r.tt_params) for r in records)
+        if options and (params > affordable or params > dense):
+            break
+        errors = [r.rel_error for r in records if r.rel_error is not None]
+        error = math.sqrt(sum(e * e for e in errors) / max(1, len(errors)))
+        sensitivity = None if measure is None else measure(layer, new_layer)
+        options.append(RankOption(rank, params, float(error), sensitivity))
+        if params > affordable:
+            break
+    return tuple(options)
+
+
+def _fits(layers, fixed, max_params, changed=None, index=None) -> bool:
+    total = fixed
+    for a in layers:
+        chosen = index if a is changed else a.chosen
+        total += a.options[chosen].tt_params
+    return total <= max_params
+
+
+def _total(layers, fixed) -> int:
+    return fixed + sum(a.option.tt_params for a in layers)
+
+
+def _best_step(layers, fixed, max_params, one_step: bool):
+    """The (layer, option index) with the largest cost decrease per added
+    parameter that fits, or None."""
+    best, best_gain = None, -math.inf
+    room = max_params - _total(layers, fixed)
+    for a in layers:
+        current = a.option
+        last = a.chosen + 2 if one_step else len(a.options)
+        for j in range(a.chosen + 1, min(last, len(a.options))):
+            option = a.options[j]
+            added = option.tt_params - current.tt_params
+            if added > room:
+                continue
+            gain = (current.cost - option.cost) / max(1, added)
+            if gain > best_gain:
+                best, best_gain = (a, j), gain
+    return best
+
+
+def _fill(layers, fixed, max_params, one_step: bool) -> None:
+    while True:
+        step = _best_step(layers, fixed, max_params, one_step)
+        if step is None:
+            return
+        a, j = step
+        a.chosen = j
+
+
+def _threshold(layers, fixed, max_params) -> float:
+    """Bisect the shared weight error; set each layer's choice."""
+
+    def choose(tau):
+        for a in layers:
+            a.chosen = next(
+                (i for i, o in enumerate(a.options) if o.rel_error <= tau),
+                len(a.options) - 1,
+            )
+
+    taus = sorted({o.rel_error for a in layers for o in a.options} | {1.0})
+    low, high = 0, len(taus) - 1  # taus[high] always fits (rank 1 fits)
+    choose(taus[high])
+    if not _fits(layers, fixed, max_params):
+        # A rank-1 option whose error exceeds 1 cannot happen; keep the
+        # smallest ranks.
+        for a in layers:
+            a.chosen = 0
+        return taus[high]
+    while low < high:
+        middle = (low + high) // 2
+        choose(taus[middle])
+        if _fits(layers, fixed, max_params):
+            high = middle
+        else:
+            low = middle + 1
+    choose(taus[high])
+    return taus[high]
+
+
+def allocate(
+    model,
+    plans,
+    model_ratio: float,
+    calibration_data=None,
+    allocation: str | None = None,
+    batch_size: int = 256,
+) -> BudgetAllocation:
+    """Choose a TT-rank for every planned layer to meet ``model_ratio``.
+
+    Raises a ValueError naming ``model_ratio`` when even TT-rank 1
+    everywhere does not fit. The model is only read (its layers' ``call``
+    is redirected during the calibration passes and restored).
+    """
+    method = allocation
+    if method is None:
+        method = "threshold" if calibration_data is None else "greedy"
+    params_before = int(model.count_params())
+    max_params = int(math.floor(params_before / model_ratio))
+    dense = [
+        sum(r * c for _, r, c in p.converter.kernels(p.layer)) for p in plans
+    ]
+    fixed = params_before - sum(dense)
+
+    # The smallest option of each layer first: the floor of the budget.
+    smallest = [layer_options(p, 0)[:1] for p in plans]
+    floor_params = fixed + sum(o[0].tt_params for o in smallest)
+    if floor_params > max_params:
+        raise ValueError(
+            "Received an invalid value for `model_ratio`: it cannot be met. "
+            f"With every selected layer at TT-rank 1 the model has "
+            f"{floor_params:,} parameters ({params_before / floor_params:.2f}x"
+            f" of {params_before:,}), more than the {max_params:,} the "
+            f"ratio allows ({fixed:,} of them are outside the selected "
+            "layers). Select more layers or ask for less. "
+            f"Received: model_ratio={model_ratio!r}"
+        )
+
+    measure = None
+    if calibration_data is not None:
+        measure = calibration.OutputChange(model, calibration_data, batch_size)
+
+    layers = []
+    for p, size, small in zip(plans, dense, smallest):
+        affordable = max_params - floor_params + small[0].tt_params
+        options = layer_options(p, affordable, measure)
+        layers.append(
+            LayerAllocation(p.name, p.converter.kind, size, options, 0)
+        )
+
+    threshold = None
+    if method == "threshold":
+        threshold = _threshold(layers, fixed, max_params)
+    else:
+        _fill(layers, fixed, max_params, one_step=False)
+    _fill(layers, fixed, max_params, one_step=True)
+    return BudgetAllocation(
+        model_ratio=float(model_ratio),
+        method=method,
+        params_before=params_before,
+        max_params=max_params,
+        layers=layers,
+        threshold=threshold,
+        calibrated=measure is not None,
+    )
+
+
+def uniform_rank_for_budget(model, plans, model_ratio: float) -> int:
+    """The largest uniform TT-rank whose whole model meets ``model_ratio``
+    (the baseline the allocation is compared with)."""
+    params_before = int(model.count_params())
+    max_params = int(math.floor(params_before / model_ratio))
+    dense = sum(
+        r * c for p in plans for _, r, c in p.converter.kernels(p.layer)
+    )
+    fixed = params_before - dense
+    options = [layer_options(p, max_params) for p in plans]
+    best = None
+    for rank in sorted({o.tt_rank for opts in options for o in opts}):
+        total = fixed
+        for opts in options:
+            fitting = [o for o in opts if o.tt_rank <= rank]
+            total += fitting[-1].tt_params
+        if total > max_params:
+            break
+        best = rank
+    if best is None:
+        raise ValueError(
+            "Received an invalid value for `model_ratio`: no uniform TT-rank "
+            f"meets it. Received: model_ratio={model_ratio!r}"
+        )
+    return best
+
+
+__all__ = [
+    "ALLOCATIONS",
+    "BudgetAllocation",
+    "LayerAllocation",
+    "RankOption",
+    "allocate",
+    "rank_grid",
+    "uniform_rank_for_budget",
+]
