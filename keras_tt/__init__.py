@@ -13,6 +13,8 @@ from keras_tt import cli as _cli
 
 # Layers.
 from keras_tt.layers import LowRankDense
+from keras_tt.layers import TTConv1D
+from keras_tt.layers import TTConv2D
 from keras_tt.layers import TTDense
 from keras_tt.layers import TTEinsumDense
 from keras_tt.layers import TTEmbedding
@@ -47,6 +49,8 @@ from keras_tt.export import inspect_tflite
 __all__ = [
     # Layers.
     "LowRankDense",
+    "TTConv1D",
+    "TTConv2D",
     "TTDense",
     "TTEinsumDense",
     "TTEmbedding",
