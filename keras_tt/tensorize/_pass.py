@@ -18,6 +18,7 @@ from keras_tt.tensorize._arguments import check_verbose
 from keras_tt.tensorize._cloning import Cloner
 from keras_tt.tensorize._cloning import apply_compile_plan
 from keras_tt.tensorize._cloning import compile_plan
+from keras_tt.tensorize._conv import unconverted_convolutions
 from keras_tt.tensorize._planning import plan
 from keras_tt.tensorize._progress import Progress
 from keras_tt.tensorize._selection import build_tree
@@ -173,6 +174,14 @@ def tensorize(
             UserWarning,
             stacklevel=2,
         )
+    if layers is None:
+        for reason, paths in unconverted_convolutions(nodes):
+            warnings.warn(
+                f"`tensorize` leaves {len(paths)} convolution(s) as they "
+                f"are, {paths}: {reason}.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     # 3. Plan every selected layer: modes, ranks, steps; all checked.
     plans = [plan(s, tt_rank, rel_error, target_ratio, modes) for s in selected]
