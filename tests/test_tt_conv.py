@@ -145,12 +145,13 @@ def test_full_kernel_is_the_cores_matrix_read_channel_first():
     assert layer.compression_ratio == pytest.approx(3 * 2 * 6 * 8 / cores)
 
 
-def test_pointwise_layer_is_a_tt_dense_over_the_channels(rng):
+def test_pointwise_layer_is_a_matrix_product_at_every_pixel(rng):
     layer = TTConv2D(48, 1, tt_rank=5)
     x = rng.standard_normal((2, 4, 5, 32)).astype("float32")
     y = _np(layer(x))
     assert layer.is_pointwise
     assert (layer.in_modes, layer.out_modes) == ((4, 4, 2), (4, 4, 3))
+    assert layer.chain_in_modes == (4, 4, 2, 1, 1, 1, 1)
     w = naive_full_matrix([_np(c) for c in layer.cores])
     np.testing.assert_allclose(y, x @ w, rtol=1e-4, atol=1e-4)
 
@@ -222,7 +223,8 @@ def test_run_layer_test_contract():
         init_kwargs={"filters": 4, "kernel_size": 1, "tt_rank": 2},
         input_shape=(2, 7, 6),
         expected_output_shape=(2, 7, 4),
-        expected_num_trainable_weights=3,
+        # Modes (3, 2) x (2, 2): five cores and the bias.
+        expected_num_trainable_weights=6,
         expected_num_non_trainable_weights=0,
     )
 

@@ -11,14 +11,13 @@ from keras_tt.export import export_tflite
 pytest.importorskip("ai_edge_litert")
 
 # What the TT convolutions lower to (QUANTIZE/DEQUANTIZE for int8, the
-# stride of a 1x1 convolution as STRIDED_SLICE, MEAN for the pooling).
+# MEAN for the pooling).
 ALLOWED_OPS = {
     "CONV_2D",
     "FULLY_CONNECTED",
     "BATCH_MATMUL",
     "RESHAPE",
     "TRANSPOSE",
-    "STRIDED_SLICE",
     "MEAN",
     "QUANTIZE",
     "DEQUANTIZE",

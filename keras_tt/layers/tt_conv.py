@@ -5,26 +5,26 @@ matrix of ``c_in * s`` rows (``s = prod(kernel_size)``, the input channel
 first, then the kernel position) and ``c_out`` columns, and that matrix is
 held as a TT-matrix (`keras_tt.full_matrix`) whose modes depend on ``s``:
 
-* pointwise (``s == 1``, a 1x1 convolution): the TT-matrix of `TTDense`,
-  ``c_in = n_1 ... n_d`` against ``c_out = m_1 ... m_d``; the layer is a
-  `TTDense` applied at every pixel (after the stride's subsampling);
-* spatial (``s > 1``): the chain ``(n_1, 1) ... (n_d, 1), (s, 1),
-  (1, m_1) ... (1, m_d)``: ``d`` input cores that only see input channels,
-  one spatial core, then ``d`` output cores that only see output channels.
-  The forward pass contracts the input channels through the input cores
-  down to ``r`` channels (the rank at the spatial core), runs one dense
-  ``kernel_size`` convolution from ``r`` to ``r'`` channels with the
-  spatial core as its kernel, and expands ``r'`` to ``c_out`` through the
-  output cores. With one mode per side it is the Tucker-2 decomposition
-  of Kim et al. (2016); more modes factor its two projection matrices
-  further. Every op has a static weight, which is what TFLite's CONV_2D and
-  FULLY_CONNECTED kernels (and XNNPACK) want.
+the chain ``(n_1, 1) ... (n_d, 1), (s, 1), (1, m_1) ... (1, m_d)`` with
+``c_in = n_1 ... n_d`` and ``c_out = m_1 ... m_d`` (the channel modes, chosen
+as for `TTDense`): ``d`` input cores that only see input channels, one
+spatial core, then ``d`` output cores that only see output channels. The
+forward pass contracts the input channels through the input cores down to
+``r`` channels (the rank at the spatial core), runs one dense
+``kernel_size`` convolution from ``r`` to ``r'`` channels with the spatial
+core as its kernel (strides, padding and dilation applied there), and
+expands ``r'`` to ``c_out`` through the output cores. With one mode per
+side it is the Tucker-2 decomposition of Kim et al. (2016) (for a 1x1
+kernel, a low-rank ``U S V``); more modes factor its two projection
+matrices further. Every op has a static weight, which is what TFLite's
+CONV_2D and FULLY_CONNECTED kernels (and XNNPACK) want.
 
-The spatial layout was chosen over two others, spatial dimensions merged
-into the first input mode and a separate spatial core at the start of the
-chain (Garipov et al., 2016), on the reconstruction error of TT-SVD on
-trained kernels at equal size and on LiteRT speed; the measurement is in
-the convolutions guide and ``benchmarks/conv_speed.py``.
+This layout was chosen over the others, the spatial dimensions merged into
+the first input mode, a separate spatial core at the start of the chain
+(Garipov et al., 2016), and for 1x1 kernels the `TTDense` TT-matrix pairing
+input and output modes, on the reconstruction error of TT-SVD on trained
+kernels at equal size and on LiteRT speed; the measurement is in the
+convolutions guide and ``benchmarks/conv_speed.py``.
 """
 
 from __future__ import annotations
@@ -117,14 +117,12 @@ def chain_modes(kernel_size, in_modes, out_modes):
     Example:
 
     >>> chain_modes((1, 1), (4, 4), (8, 4))
-    ((4, 4), (8, 4))
+    ((4, 4, 1, 1, 1), (1, 1, 1, 8, 4))
     >>> chain_modes((3, 3), (4, 4), (8, 4))
     ((4, 4, 9, 1, 1), (1, 1, 1, 8, 4))
     """
     s = math.prod(kernel_size)
     in_modes, out_modes = tuple(in_modes), tuple(out_modes)
-    if s == 1:
-        return in_modes, out_modes
     return (
         in_modes + (s,) + (1,) * len(out_modes),
         (1,) * len(in_modes) + (1,) + out_modes,
@@ -276,7 +274,7 @@ class BaseTTConv(TTLayerMixin, keras.layers.Layer):
 
     @property
     def is_pointwise(self) -> bool:
-        """Whether the kernel is 1x1 (a TT-matrix over the channels)."""
+        """Whether the kernel is 1x1."""
         return math.prod(self.kernel_size) == 1
 
     def build(self, input_shape):
@@ -404,14 +402,7 @@ class BaseTTConv(TTLayerMixin, keras.layers.Layer):
         extra_in = self.padded_input_channels - self.input_channels
         if extra_in:
             x = ops.pad(x, [[0, 0]] * (self.rank + 1) + [[0, extra_in]])
-        if self.is_pointwise:
-            if max(self.strides) > 1:
-                index = (slice(None),)
-                index += tuple(slice(None, None, s) for s in self.strides)
-                x = x[index + (slice(None),)]
-            y = self._chain(x, self.cores, self.in_modes, self.out_modes)
-        else:
-            y = self._spatial_call(x)
+        y = self._spatial_call(x)
         if self.padded_filters > self.filters:
             y = y[..., : self.filters]
         if self.bias is not None:
@@ -568,9 +559,7 @@ class TTConv2D(BaseTTConv):
     split into balanced modes, padded when their prime factors exceed 7).
 
     The kernel, seen as a ``(c_in * kh * kw, filters)`` matrix, is a
-    TT-matrix. A 1x1 kernel has the layout of `TTDense` over the channels
-    and runs as a chain of small matrix products at every pixel. A larger
-    kernel runs as: input channels contracted through TT-cores to ``r``
+    TT-matrix. The layer runs as: input channels contracted through TT-cores to ``r``
     channels, one dense ``kh x kw`` convolution ``r -> r'``, then TT-cores
     from ``r'`` to ``filters`` (see the module doc of
     `keras_tt.layers.tt_conv`). Every op has a static weight, so the layer
@@ -581,8 +570,8 @@ class TTConv2D(BaseTTConv):
         filters: positive integer, the number of output channels.
         kernel_size: integer or pair of integers.
         tt_rank: positive integer capping every inner TT-rank, or a sequence
-            of the inner ranks (``2 d`` of them for a ``kh x kw > 1`` kernel
-            with ``d`` channel modes per side, ``d - 1`` for 1x1).
+            of the ``d_in + d_out`` inner ranks for ``d_in`` input and
+            ``d_out`` output channel modes.
         strides: integer or pair of integers.
         padding: ``"valid"`` or ``"same"``.
         data_format: ``"channels_last"`` or ``"channels_first"``; defaults
