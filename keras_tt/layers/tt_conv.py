@@ -560,8 +560,9 @@ class TTConv2D(BaseTTConv):
 
     The kernel, seen as a ``(c_in * kh * kw, filters)`` matrix, is a
     TT-matrix. The layer runs as: input channels contracted through
-    TT-cores to ``r`` channels, one dense ``kh x kw`` convolution ``r -> r'``, then TT-cores
-    from ``r'`` to ``filters`` (see the module doc of
+    TT-cores to ``r`` channels, one dense ``kh x kw`` convolution
+    ``r -> r'``, then TT-cores from ``r'`` to ``filters`` (see the module
+    doc of
     `keras_tt.layers.tt_conv`). Every op has a static weight, so the layer
     exports to TFLite builtins (CONV_2D, FULLY_CONNECTED, RESHAPE,
     TRANSPOSE).
