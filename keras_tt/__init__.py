@@ -17,6 +17,8 @@ from keras_tt import _quiet
 
 # Layers.
 from keras_tt.layers import LowRankDense
+from keras_tt.layers import TTConv1D
+from keras_tt.layers import TTConv2D
 from keras_tt.layers import TTDense
 from keras_tt.layers import TTEinsumDense
 from keras_tt.layers import TTEmbedding
@@ -51,6 +53,8 @@ from keras_tt.export import inspect_tflite
 __all__ = [
     # Layers.
     "LowRankDense",
+    "TTConv1D",
+    "TTConv2D",
     "TTDense",
     "TTEinsumDense",
     "TTEmbedding",

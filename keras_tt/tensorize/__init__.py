@@ -16,6 +16,7 @@ one), `_progress`,
 
 from keras_tt.report import model_report
 from keras_tt.tensorize import _attention  # noqa: F401
+from keras_tt.tensorize import _conv  # noqa: F401
 from keras_tt.tensorize import _einsum_dense  # noqa: F401
 from keras_tt.tensorize import _embedding  # noqa: F401
 from keras_tt.tensorize import _holders  # noqa: F401 - registers the loader

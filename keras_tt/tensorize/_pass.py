@@ -22,6 +22,7 @@ from keras_tt.tensorize._budget import allocate
 from keras_tt.tensorize._cloning import Cloner
 from keras_tt.tensorize._cloning import apply_compile_plan
 from keras_tt.tensorize._cloning import compile_plan
+from keras_tt.tensorize._conv import unconverted_convolutions
 from keras_tt.tensorize._planning import plan
 from keras_tt.tensorize._progress import Progress
 from keras_tt.tensorize._selection import build_tree
@@ -209,6 +210,14 @@ def tensorize(
             UserWarning,
             stacklevel=2,
         )
+    if layers is None:
+        for reason, paths in unconverted_convolutions(nodes):
+            warnings.warn(
+                f"`tensorize` leaves {len(paths)} convolution(s) as they "
+                f"are, {paths}: {reason}.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     # 3. Plan every selected layer: modes, ranks, steps; all checked. With
     #    a whole-model budget, the ranks are allocated across the layers.
