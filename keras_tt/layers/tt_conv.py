@@ -580,12 +580,18 @@ class TTConv2D(BaseTTConv):
         dilation_rate: integer or pair of integers.
         groups: only 1 (a grouped kernel has no channel matrix to factor);
             any other value is refused.
-        activation, use_bias, kernel_initializer, bias_initializer,
-        kernel_regularizer, bias_regularizer, activity_regularizer,
-        kernel_constraint, bias_constraint: as in `keras.layers.Conv2D`.
-            Variance-scaling kernel initialisers target the variance of the
-            full kernel; the kernel regulariser and constraint apply to
-            each core.
+        activation: as in `keras.layers.Conv2D`.
+        use_bias: as in `keras.layers.Conv2D`.
+        kernel_initializer: as in `keras.layers.Conv2D`; variance-scaling
+            initialisers target the variance of the full kernel.
+        bias_initializer: as in `keras.layers.Conv2D`.
+        kernel_regularizer: as in `keras.layers.Conv2D`, applied to each
+            core.
+        bias_regularizer: as in `keras.layers.Conv2D`.
+        activity_regularizer: as in `keras.layers.Conv2D`.
+        kernel_constraint: as in `keras.layers.Conv2D`, applied to each
+            core.
+        bias_constraint: as in `keras.layers.Conv2D`.
         in_modes: optional modes of the input channels (their product is
             the number of input channels).
         out_modes: optional modes of ``filters``, as many as ``in_modes``.
