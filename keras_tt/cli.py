@@ -101,7 +101,8 @@ layers tensorize converts (trained weights -> TT layer by TT-SVD):
   MultiHeadAttention     -> TT attention (TTMultiHeadAttention: its
                             query/key/value/output projections as
                             TTEinsumDense)
-  convolutions           -> not converted (cloned unchanged)
+  Conv2D, Conv1D         -> TTConv2D, TTConv1D (depthwise, separable and
+                            grouped convolutions are left unchanged)
 """
 
 

@@ -88,7 +88,8 @@ def test_help_names_every_layer_kind(capsys):
             "TTEinsumDense",
             "TTEmbedding",
             "TT attention",
-            "convolutions",
+            "TTConv2D",
+            "TTConv1D",
         ):
             assert kind in out, (argv, kind)
 
