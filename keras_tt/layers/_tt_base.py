@@ -253,6 +253,46 @@ class TTMatrixMixin:
 class TTLayerMixin(TTMatrixMixin):
     """`TTMatrixMixin` plus the Keras 3 weight plumbing of the TT layers."""
 
+    def _set_weight_arguments(
+        self,
+        kernel_initializer,
+        bias_initializer,
+        kernel_regularizer,
+        bias_regularizer,
+        kernel_constraint,
+        bias_constraint,
+    ):
+        """The ``kernel_*`` / ``bias_*`` arguments, resolved as Keras does."""
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+
+    def _weight_arguments_config(self) -> dict:
+        """The config entries of `_set_weight_arguments`'s arguments."""
+        return {
+            "kernel_initializer": keras.initializers.serialize(
+                self.kernel_initializer
+            ),
+            "bias_initializer": keras.initializers.serialize(
+                self.bias_initializer
+            ),
+            "kernel_regularizer": keras.regularizers.serialize(
+                self.kernel_regularizer
+            ),
+            "bias_regularizer": keras.regularizers.serialize(
+                self.bias_regularizer
+            ),
+            "kernel_constraint": keras.constraints.serialize(
+                self.kernel_constraint
+            ),
+            "bias_constraint": keras.constraints.serialize(
+                self.bias_constraint
+            ),
+        }
+
     def _add_cores(self, initializers, regularizer, constraint):
         """Create the weights ``core_0`` ... ``core_{d-1}`` in `cores`."""
         self.cores = [

@@ -7,9 +7,6 @@ import math
 import keras
 import numpy as np
 from keras import activations
-from keras import constraints
-from keras import initializers
-from keras import regularizers
 
 from keras_tt import modes as modes_lib
 from keras_tt.contraction import check_contraction
@@ -153,12 +150,14 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
         self._given_out_modes = out_modes
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._set_weight_arguments(
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            kernel_constraint,
+            bias_constraint,
+        )
         self.contraction = contraction
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
         self.supports_masking = True
@@ -344,16 +343,7 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
             "out_modes": as_list(self._given_out_modes),
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(
-                self.kernel_initializer
-            ),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(
-                self.kernel_regularizer
-            ),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._weight_arguments_config(),
             "contraction": self.contraction,
         }
         return {**base_config, **config}
