@@ -53,6 +53,8 @@ from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
 
 CHANNEL_NAMES = ("input_channels", "filters", "in_modes", "out_modes")
+# The paddings the TT convolutions run and export, by spatial rank.
+PADDINGS = {1: ("valid", "same", "causal"), 2: ("valid", "same")}
 
 
 def _int_tuple(value, rank, name, allow_zero=False):
@@ -202,8 +204,7 @@ class BaseTTConv(TTLayerMixin, keras.layers.Layer):
         kernel_size = _int_tuple(kernel_size, self.rank, "kernel_size")
         strides = _int_tuple(strides, self.rank, "strides")
         dilation_rate = _int_tuple(dilation_rate, self.rank, "dilation_rate")
-        allowed = ("valid", "same", "causal") if self.rank == 1 else None
-        allowed = allowed or ("valid", "same")
+        allowed = PADDINGS[self.rank]
         padding_name = padding.lower() if isinstance(padding, str) else None
         if padding_name not in allowed:
             raise ValueError(
@@ -722,8 +723,7 @@ def check_convertible_conv(conv) -> None:
             f"{conv.groups}): a grouped convolution has one small kernel per "
             "group, with no channel matrix to factor, so it is not converted."
         )
-    allowed = ("valid", "same", "causal") if conv.rank == 1 else None
-    allowed = allowed or ("valid", "same")
+    allowed = PADDINGS[conv.rank]
     if conv.padding not in allowed:
         raise ValueError(
             f"The {kind} layer '{conv.name}' uses padding={conv.padding!r}; "

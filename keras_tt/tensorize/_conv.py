@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import keras
 
+from keras_tt.layers._tt_base import check_trained_layer
+from keras_tt.layers.tt_conv import PADDINGS
 from keras_tt.layers.tt_conv import BaseTTConv
 from keras_tt.layers.tt_conv import TTConv1D
 from keras_tt.layers.tt_conv import TTConv2D
@@ -29,7 +31,6 @@ from keras_tt.tensorize._converters import LayerConverter
 from keras_tt.tensorize._converters import register_converter
 
 _CONVS = (keras.layers.Conv1D, keras.layers.Conv2D)
-_PADDINGS = {1: ("valid", "same", "causal"), 2: ("valid", "same")}
 
 
 def conv_record(layer: BaseTTConv, name=None, rel_error=None) -> LayerRecord:
@@ -136,22 +137,12 @@ class ConvConverter(LayerConverter):
         return (
             isinstance(layer, _CONVS)
             and getattr(layer, "groups", 1) == 1
-            and getattr(layer, "padding", None) in _PADDINGS[layer.rank]
+            and getattr(layer, "padding", None) in PADDINGS[layer.rank]
         )
 
     def check(self, layer):
         kind = type(layer).__name__
-        if not layer.built:
-            raise ValueError(
-                f"The {kind} layer '{layer.name}' is not built, so it has no "
-                "kernel to decompose: call the model on data first."
-            )
-        if getattr(layer, "quantization_mode", None):
-            raise ValueError(
-                f"The {kind} layer '{layer.name}' is quantized "
-                f"({layer.quantization_mode!r}); tensorize the float model "
-                "before quantizing it."
-            )
+        check_trained_layer(layer, type(layer), "layer")
         dtype = keras.backend.standardize_dtype(layer.kernel.dtype)
         if not keras.backend.is_float_dtype(dtype):
             raise ValueError(
