@@ -240,6 +240,28 @@ def time_models(models, sample, folder, min_seconds):
     }
 
 
+def _timing_rows(label, times, baseline, rank, ratio, ms_digits, file_size):
+    """One table row per form: times and speed-ups against ``baseline``."""
+    base_lite, base_graph, _ = times[baseline]
+    rows = []
+    for form, (lite, graph, size_bytes) in times.items():
+        is_base = form == baseline
+        rows.append(
+            [
+                label,
+                form,
+                "-" if is_base else f"{rank}",
+                "1.0x" if is_base else f"{ratio:.1f}x",
+                f"{1000 * lite:.{ms_digits}f}",
+                f"{base_lite / lite:.2f}x",
+                f"{1000 * graph:.{ms_digits}f}",
+                f"{base_graph / graph:.2f}x",
+                file_size(size_bytes),
+            ]
+        )
+    return rows
+
+
 def run_layers(folder, min_seconds):
     rows = []
     for size, c_in, c_out, k in LAYER_SHAPES:
@@ -248,21 +270,15 @@ def run_layers(folder, min_seconds):
             (1, size, size, c_in), dtype=np.float32
         )
         times = time_models(models, sample, folder, min_seconds)
-        base = times["Conv2D"]
-        for name, (lite, graph, size_bytes) in times.items():
-            rows.append(
-                [
-                    f"{size}x{size}x{c_in}->{c_out} {k}x{k}",
-                    name,
-                    "-" if name == "Conv2D" else f"{rank}",
-                    "1.0x" if name == "Conv2D" else f"{ratio:.1f}x",
-                    f"{1000 * lite:.2f}",
-                    f"{base[0] / lite:.2f}x",
-                    f"{1000 * graph:.2f}",
-                    f"{base[1] / graph:.2f}x",
-                    f"{size_bytes / 1024:.0f} KiB",
-                ]
-            )
+        rows += _timing_rows(
+            f"{size}x{size}x{c_in}->{c_out} {k}x{k}",
+            times,
+            "Conv2D",
+            rank,
+            ratio,
+            ms_digits=2,
+            file_size=lambda b: f"{b / 1024:.0f} KiB",
+        )
         keras.backend.clear_session()
     headers = [
         "layer",
@@ -300,21 +316,15 @@ def run_models(folder, min_seconds, rank=16, size=96):
             folder,
             min_seconds,
         )
-        base = times["original"]
-        for form, (lite, graph, size_bytes) in times.items():
-            rows.append(
-                [
-                    f"{name} {size}x{size}",
-                    form,
-                    "-" if form == "original" else f"{rank}",
-                    "1.0x" if form == "original" else f"{ratio:.1f}x",
-                    f"{1000 * lite:.1f}",
-                    f"{base[0] / lite:.2f}x",
-                    f"{1000 * graph:.1f}",
-                    f"{base[1] / graph:.2f}x",
-                    f"{size_bytes / 2**20:.1f} MiB",
-                ]
-            )
+        rows += _timing_rows(
+            f"{name} {size}x{size}",
+            times,
+            "original",
+            rank,
+            ratio,
+            ms_digits=1,
+            file_size=lambda b: f"{b / 2**20:.1f} MiB",
+        )
         keras.backend.clear_session()
     headers = [
         "model",
