@@ -201,23 +201,30 @@ def rank_grid(limit: int):
         rank += max(1, rank // 16)
 
 
+def _convert_at(plan, rank: int):
+    """The planned layer converted at TT-rank ``rank``: (layer, records)."""
+    settings = dict(plan.settings)
+    settings.update(tt_rank=rank, rel_error=None, target_ratio=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return plan.converter.convert(plan.layer, settings, None)
+
+
 def layer_options(
-    plan, affordable: int, measure=None, max_rank: int = 4096
+    plan, affordable: int, measure=None, max_rank: int = 4096, converted=None
 ) -> tuple:
     """`RankOption` for each candidate rank of one planned layer.
 
     ``affordable``: the most core parameters this layer can take.
     ``measure``: ``measure(layer, new_layer) -> sensitivity`` or None.
+    ``converted``: ``{rank: (new_layer, records)}`` already computed.
     """
     layer, converter = plan.layer, plan.converter
+    converted = converted or {}
     dense = sum(rows * cols for _, rows, cols in converter.kernels(layer))
     options, last_ranks = [], None
     for rank in rank_grid(max_rank):
-        settings = dict(plan.settings)
-        settings.update(tt_rank=rank, rel_error=None, target_ratio=None)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            new_layer, records = converter.convert(layer, settings, None)
+        new_layer, records = converted.get(rank) or _convert_at(plan, rank)
         ranks = tuple(r.ranks for r in records)
         if ranks == last_ranks:
             break  # the largest useful rank was reached
@@ -329,7 +336,12 @@ def allocate(
     fixed = params_before - sum(dense)
 
     # The smallest option of each layer first: the floor of the budget.
-    smallest = [layer_options(p, 0)[:1] for p in plans]
+    # Each layer's conversion at TT-rank 1 is kept for its options below.
+    converted = [{1: _convert_at(p, 1)} for p in plans]
+    smallest = [
+        layer_options(p, 0, converted=done)[:1]
+        for p, done in zip(plans, converted)
+    ]
     floor_params = fixed + sum(o[0].tt_params for o in smallest)
     if floor_params > max_params:
         raise ValueError(
@@ -347,9 +359,10 @@ def allocate(
         measure = calibration.OutputChange(model, calibration_data, batch_size)
 
     layers = []
-    for p, size, small in zip(plans, dense, smallest):
+    for p, size, small, done in zip(plans, dense, smallest, converted):
         affordable = max_params - floor_params + small[0].tt_params
-        options = layer_options(p, affordable, measure)
+        options = layer_options(p, affordable, measure, converted=done)
+        done.clear()  # the rank-1 layer is not needed any more
         layers.append(
             LayerAllocation(p.name, p.converter.kind, size, options, 0)
         )
@@ -371,33 +384,6 @@ def allocate(
     )
 
 
-def uniform_rank_for_budget(model, plans, model_ratio: float) -> int:
-    """The largest uniform TT-rank whose whole model meets ``model_ratio``
-    (the baseline the allocation is compared with)."""
-    params_before = int(model.count_params())
-    max_params = int(math.floor(params_before / model_ratio))
-    dense = sum(
-        r * c for p in plans for _, r, c in p.converter.kernels(p.layer)
-    )
-    fixed = params_before - dense
-    options = [layer_options(p, max_params) for p in plans]
-    best = None
-    for rank in sorted({o.tt_rank for opts in options for o in opts}):
-        total = fixed
-        for opts in options:
-            fitting = [o for o in opts if o.tt_rank <= rank]
-            total += fitting[-1].tt_params
-        if total > max_params:
-            break
-        best = rank
-    if best is None:
-        raise ValueError(
-            "Received an invalid value for `model_ratio`: no uniform TT-rank "
-            f"meets it. Received: model_ratio={model_ratio!r}"
-        )
-    return best
-
-
 __all__ = [
     "ALLOCATIONS",
     "BudgetAllocation",
@@ -405,5 +391,4 @@ __all__ = [
     "RankOption",
     "allocate",
     "rank_grid",
-    "uniform_rank_for_budget",
 ]
