@@ -137,10 +137,10 @@ class Distiller(keras.Model):
             y_pred = self.student(x, training=training)
         teacher_out = ops.stop_gradient(self.teacher(x, training=False))
         t = self.temperature
-        soft = ops.exp(_log_probs(teacher_out, t, self.from_logits))
+        log_soft = _log_probs(teacher_out, t, self.from_logits)
         log_student = _log_probs(y_pred, t, self.from_logits)
-        log_soft = ops.log(ops.clip(soft, 1e-12, 1.0))
-        kd = ops.sum(soft * (log_soft - log_student), axis=-1) * (t * t)
+        kd = ops.sum(ops.exp(log_soft) * (log_soft - log_student), axis=-1)
+        kd = kd * (t * t)
         per_example = (1.0 - self.alpha) * kd
         if self.alpha > 0:
             if y is None:
