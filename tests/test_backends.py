@@ -144,3 +144,38 @@ def test_keras_file_saved_on_one_backend_loads_on_this_one(source, tmp_path):
     )
     config = json.loads(json.dumps(model.get_config()))
     assert config["layers"][1]["class_name"] == "TTDense"
+
+
+def test_training_the_tensorized_model_leaves_the_original_working():
+    """The tensorized copy shares no buffer with the original: on JAX,
+    `fit` and `predict` donate the buffers of the model they run, which
+    would delete a shared bias under the original model."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 16))
+    h = keras.layers.Dense(32, activation="relu", name="fc")(inputs)
+    h = keras.layers.MultiHeadAttention(2, 8, name="attention")(h, h)
+    h = keras.layers.EinsumDense(
+        "btd,de->bte", (None, 24), bias_axes="e", name="ed"
+    )(h)
+    h = keras.layers.Conv1D(16, 3, padding="same", name="conv")(h)
+    h = keras.layers.LayerNormalization(name="norm")(h)
+    outputs = keras.layers.Dense(4, name="head")(h)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 12, 16)).astype("float32")
+    y = rng.normal(size=(8, 12, 4)).astype("float32")
+    weights = [keras.ops.convert_to_numpy(w) for w in model.weights]
+    expected = keras.ops.convert_to_numpy(model(x))
+
+    tt_model = keras_tt.tensorize(model, tt_rank=4, min_params=1, verbose=0)
+    replaced = {r.name.split("/")[0] for r in tt_model.tensorize_report.layers}
+    assert replaced == {"fc", "attention", "ed", "conv", "head"}
+    tt_model.compile(optimizer="adam", loss="mse")
+    tt_model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    tt_model.predict(x, verbose=0)
+
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model(x)), expected
+    )
+    for before, after in zip(weights, model.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(after), before)

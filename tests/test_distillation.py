@@ -11,6 +11,8 @@ from keras_tt.distillation import Distiller
 from keras_tt.distillation import distill
 from keras_tt.tensorize import tensorize
 
+to_numpy = keras.ops.convert_to_numpy
+
 
 def correlated_inputs(rng, count, width=256):
     """Inputs whose features have very different scales and correlations
@@ -30,8 +32,8 @@ def linear_model(seed=0, width=256, units=128):
 
 
 def relative_error(model, tt_model, x):
-    y = np.asarray(model(x))
-    return np.linalg.norm(np.asarray(tt_model(x)) - y) / np.linalg.norm(y)
+    y = to_numpy(model(x))
+    return np.linalg.norm(to_numpy(tt_model(x)) - y) / np.linalg.norm(y)
 
 
 def cores(tt_model):
@@ -63,7 +65,7 @@ def plain_tt(model):
 
 
 def relative_error_no_bias(model, x, tt_model):
-    w = np.asarray(model.get_layer("fc").kernel)
+    w = to_numpy(model.get_layer("fc").kernel)
     w_tt = tt_model.get_layer("fc").full_kernel()
     return np.linalg.norm(x @ (w - w_tt)) / np.linalg.norm(x @ w)
 
@@ -141,21 +143,24 @@ def classifier(seed, hidden=32):
     )
 
 
+@pytest.mark.multibackend
 def test_distiller_loss_is_the_documented_formula():
     rng = np.random.default_rng(3)
     teacher, student = classifier(0), classifier(1)
     x = rng.normal(size=(10, 16)).astype("float32")
     y = rng.integers(0, 4, size=10)
     distiller = Distiller(student, teacher, temperature=3.0, alpha=0.25)
-    loss = float(distiller.compute_loss(x, y, student(x), training=False))
+    loss = float(
+        to_numpy(distiller.compute_loss(x, y, student(x), training=False))
+    )
 
     def log_softmax(z):
         z = z - z.max(-1, keepdims=True)
         return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
     zt, zs = (
-        np.asarray(teacher(x), np.float64),
-        np.asarray(student(x), np.float64),
+        to_numpy(teacher(x)).astype(np.float64),
+        to_numpy(student(x)).astype(np.float64),
     )
     pt = np.exp(log_softmax(zt / 3))
     kl = (pt * (np.log(pt) - log_softmax(zs / 3))).sum(-1) * 9
@@ -163,11 +168,12 @@ def test_distiller_loss_is_the_documented_formula():
     np.testing.assert_allclose(loss, np.mean(0.25 * ce + 0.75 * kl), rtol=1e-4)
 
 
+@pytest.mark.multibackend
 def test_distill_moves_the_student_to_the_teacher_and_never_trains_it():
     rng = np.random.default_rng(4)
     teacher, student = classifier(0), classifier(1)
     x = rng.normal(size=(512, 16)).astype("float32")
-    y = np.argmax(np.asarray(teacher(x)), -1)
+    y = np.argmax(to_numpy(teacher(x)), -1)
     teacher_weights = cores(teacher)
     before = accuracy(student, x, y)
     # alpha=0: the teacher's soft targets only (the labels given are noise).
@@ -186,6 +192,7 @@ def test_distill_moves_the_student_to_the_teacher_and_never_trains_it():
     assert accuracy(student, x, y) > max(0.75, before + 0.3)
 
 
+@pytest.mark.multibackend
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -225,7 +232,7 @@ def test_compress_within_returns_the_smallest_accepted_model():
     rng = np.random.default_rng(5)
     model = tt_rank_teacher()
     x = rng.normal(size=(1000, 64)).astype("float32")
-    y = np.argmax(np.asarray(model(x)), -1)
+    y = np.argmax(to_numpy(model(x)), -1)
     result = compress_within(
         model,
         maximal_accuracy_drop=0.05,

@@ -52,6 +52,16 @@ def check_trained_layer(layer, expected, argument, weights="kernel"):
         )
 
 
+def assign_copy(variable, value) -> None:
+    """Assign a copy of ``value`` (a variable or tensor) to ``variable``.
+
+    Never the same buffer: on JAX, assigning one variable to another
+    shares the array, and the buffers a jitted ``fit`` or ``predict``
+    donates would then be deleted under the other model too.
+    """
+    variable.assign(np.array(keras.ops.convert_to_numpy(value)))
+
+
 def as_list(modes):
     """Modes as a list of ints for a config, or ``None``."""
     return None if modes is None else [int(m) for m in modes]

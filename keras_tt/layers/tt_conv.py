@@ -46,6 +46,7 @@ from keras_tt.decomposition import decompose_for_layer
 from keras_tt.decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import assign_copy
 from keras_tt.layers._tt_base import check_given_modes
 from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import core_initializers
@@ -710,7 +711,7 @@ def conv_to_tt_conv(
     layer.build(tuple(shape))
     layer._assign_cores(result.decomposition.cores)
     if conv.use_bias:
-        layer.bias.assign(keras.ops.cast(conv.bias, layer.bias.dtype))
+        assign_copy(layer.bias, conv.bias)
     return layer, result.decomposition
 
 

@@ -19,6 +19,7 @@ from keras_tt.decomposition import decompose_for_layer
 from keras_tt.decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import assign_copy
 from keras_tt.layers._tt_base import check_given_modes
 from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import leading_shape
@@ -416,5 +417,5 @@ def dense_to_tt_dense(
     layer.build((None, input_dim))
     layer._assign_cores(result.decomposition.cores)
     if dense_layer.use_bias:
-        layer.bias.assign(keras.ops.cast(dense_layer.bias, layer.bias.dtype))
+        assign_copy(layer.bias, dense_layer.bias)
     return layer, result.decomposition

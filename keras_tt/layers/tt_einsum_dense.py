@@ -18,6 +18,7 @@ from keras_tt.decomposition import decompose_for_layer
 from keras_tt.decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import assign_copy
 from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
@@ -494,11 +495,8 @@ def einsum_dense_to_tt(
     new.build(build_shape)
     new._assign_cores(result.decomposition.cores)
     if new.bias is not None:
-        new.bias.assign(
-            keras.ops.reshape(
-                keras.ops.cast(layer.bias, new.bias.dtype), new.bias_shape
-            )
-        )
+        bias = keras.ops.convert_to_numpy(layer.bias)
+        assign_copy(new.bias, np.reshape(bias, new.bias_shape))
     return new, result.decomposition
 
 

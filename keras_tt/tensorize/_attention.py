@@ -16,6 +16,7 @@ import dataclasses
 import keras
 
 from keras_tt import modes as modes_lib
+from keras_tt.layers._tt_base import assign_copy
 from keras_tt.layers.tt_attention import PROJECTIONS
 from keras_tt.layers.tt_attention import TTAttentionMixin
 from keras_tt.layers.tt_attention import tt_attention_class
@@ -148,7 +149,7 @@ class MultiHeadAttentionConverter(LayerConverter):
                 f", the original {[tuple(w.shape) for w in old_rest]}."
             )
         for old, new in zip(old_rest, new_rest):
-            new.assign(old)
+            assign_copy(new, old)
         return new_layer, records
 
 

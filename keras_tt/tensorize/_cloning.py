@@ -24,6 +24,7 @@ import warnings
 
 import keras
 
+from keras_tt.layers._tt_base import assign_copy
 from keras_tt.tensorize._holders import mark_rebuilt
 from keras_tt.tensorize._selection import is_graph_model
 from keras_tt.tensorize._selection import swap
@@ -192,7 +193,7 @@ def _copy_variables(layer, old, new):
             f"{[tuple(w.shape) for w in old]}."
         )
     for a, b in zip(old, new):
-        b.assign(a)
+        assign_copy(b, a)
 
 
 def _copy_whole(old, new):
