@@ -6,8 +6,9 @@ allocated budget + data-aware init + distillation, at the same size.
 
 MNIST: only the 10k test set is in ../shared/data/mnist; it is split
 8,000 train / 2,000 held out (`keras_tt.datasets.load_mnist`). Fashion-
-MNIST: the full 60k / 10k set from the IDX files in
-../shared/data/fashion-mnist.
+MNIST: the full 60k / 10k set (`keras_tt.datasets.load_fashion_mnist`).
+Both are read from local files only (``--data``, or where
+`keras_tt.datasets` looks).
 """
 
 import argparse
@@ -18,33 +19,25 @@ import keras
 import numpy as np
 
 from keras_tt.data_aware import data_aware_init
-from keras_tt.datasets.mnist import load_mnist
-from keras_tt.datasets.mnist import read_idx
+from keras_tt.datasets import load_fashion_mnist
+from keras_tt.datasets import load_mnist
 from keras_tt.distillation import distill
 from keras_tt.tensorize import tensorize
 
 
-def load(dataset, root):
+def load(dataset, root=None):
+    """``(x_train, y_train, x_test, y_test)``, pixels in [0, 1]."""
     if dataset == "mnist":
-        data = load_mnist(Path(root) / "mnist", download=False)
-        return (
-            data.x_train / 255.0,
-            data.y_train.astype("int32"),
-            data.x_test / 255.0,
-            data.y_test.astype("int32"),
-        )
-    folder = Path(root) / "fashion-mnist"
-
-    def part(name):
-        return read_idx(folder / f"{name}-ubyte.gz")
-
-    x_train = part("train-images-idx3").reshape(-1, 784) / 255.0
-    x_test = part("t10k-images-idx3").reshape(-1, 784) / 255.0
+        folder = None if root is None else Path(root) / "mnist"
+        data = load_mnist(folder, download=False)
+    else:
+        folder = None if root is None else Path(root) / "fashion-mnist"
+        data = load_fashion_mnist(folder, validation_size=0, download=False)
     return (
-        x_train.astype("float32"),
-        part("train-labels-idx1").astype("int32"),
-        x_test.astype("float32"),
-        part("t10k-labels-idx1").astype("int32"),
+        data.x_train / 255.0,
+        data.y_train.astype("int32"),
+        data.x_test / 255.0,
+        data.y_test.astype("int32"),
     )
 
 
@@ -63,7 +56,12 @@ def fine_tune(model, x, y, epochs):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="folder holding mnist/ and fashion-mnist/ (default: searched "
+        "as keras_tt.datasets does)",
+    )
     parser.add_argument("--ratios", type=float, nargs="+", default=[10, 50])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--finetune-epochs", type=int, default=2)
