@@ -354,15 +354,21 @@ def _check_output(output: str, inputs: dict, suffixes: tuple) -> None:
 
 def _check_tensorize(args) -> None:
     budgets = (args.tt_rank, args.rel_error, args.target_ratio)
-    model_ratio = getattr(args, "model_ratio", None)
-    calibration = getattr(args, "calibration", None)
-    if all(value is None for value in budgets) and model_ratio is None:
+    calibration = args.calibration
+    if all(value is None for value in budgets) and args.model_ratio is None:
         raise CommandError(
             "Give the TT-ranks: --tt-rank, --rel-error or --target-ratio "
             "(or a combination), or a whole-model --model-ratio."
         )
-    if getattr(args, "data_aware", False) and calibration is None:
+    if args.data_aware and calibration is None:
         raise CommandError("--data-aware needs --calibration, a .npy file.")
+    if calibration is not None and not (args.model_ratio or args.data_aware):
+        raise CommandError(
+            "--calibration is read with --model-ratio or --data-aware; "
+            "give one of them."
+        )
+    if args.allocation is not None and args.model_ratio is None:
+        raise CommandError("--allocation needs --model-ratio.")
     _check_output(
         args.output,
         {"input": args.input, "--calibration": calibration},

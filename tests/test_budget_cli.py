@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 import keras_tt  # noqa: F401 - registers the TT layers for loading
 from keras_tt.cli import main
@@ -55,4 +56,27 @@ def test_data_aware_without_calibration_is_refused(tmp_path, capsys):
     )
     assert code == 2
     assert "--data-aware needs --calibration" in capsys.readouterr().err
+    assert not (tmp_path / "out.keras").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--tt-rank", "2", "--calibration", "CAL"], "--calibration is read"),
+        (["--tt-rank", "2", "--allocation", "greedy"], "--allocation needs"),
+    ],
+)
+def test_budget_flags_without_model_ratio_are_refused(
+    tmp_path, capsys, extra, message
+):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "in.keras")
+    np.save(tmp_path / "cal.npy", np.zeros((3, 4), "float32"))
+    extra = [str(tmp_path / "cal.npy") if a == "CAL" else a for a in extra]
+    code = main(
+        ["tensorize", str(tmp_path / "in.keras"), str(tmp_path / "out.keras")]
+        + extra
+    )
+    assert code == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "out.keras").exists()
