@@ -149,7 +149,7 @@ def check_budget_arguments(
     if model_ratio is None:
         if allocation is not None or calibration_data is not None:
             given = (
-                "allocation" if allocation is not None else ("calibration_data")
+                "allocation" if allocation is not None else "calibration_data"
             )
             raise ValueError(
                 f"Received `{given}` without `model_ratio`: it chooses how "

@@ -190,9 +190,6 @@ class BudgetAllocation:
         return "\n".join(lines)
 
 
-ALLOCATIONS = ("threshold", "greedy")
-
-
 def rank_grid(limit: int):
     """The candidate ranks 1, 2, ..., 32, then steps of ``r // 16``."""
     rank = 1
@@ -385,7 +382,6 @@ def allocate(
 
 
 __all__ = [
-    "ALLOCATIONS",
     "BudgetAllocation",
     "LayerAllocation",
     "RankOption",
