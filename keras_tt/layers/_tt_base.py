@@ -52,6 +52,18 @@ def check_trained_layer(layer, expected, argument, weights="kernel"):
         )
 
 
+def float_input(inputs, compute_dtype):
+    """Inputs as a dense floating tensor, as `keras.layers.Dense` takes them.
+
+    Sparse inputs are densified and integer or boolean inputs are cast to
+    the layer's compute dtype.
+    """
+    inputs = keras.ops.convert_to_tensor(inputs, sparse=False)
+    if not keras.backend.is_float_dtype(inputs.dtype):
+        inputs = keras.ops.cast(inputs, compute_dtype)
+    return inputs
+
+
 def assign_copy(variable, value) -> None:
     """Assign a copy of ``value`` (a variable or tensor) to ``variable``.
 
@@ -262,6 +274,12 @@ class TTMatrixMixin:
 
 class TTLayerMixin(TTMatrixMixin):
     """`TTMatrixMixin` plus the Keras 3 weight plumbing of the TT layers."""
+
+    @property
+    def _compute_itemsize(self) -> int:
+        """Bytes per element in the layer's compute dtype."""
+        dtype = keras.backend.standardize_dtype(self.compute_dtype)
+        return np.dtype(dtype).itemsize
 
     def _set_weight_arguments(
         self,

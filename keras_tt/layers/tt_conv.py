@@ -50,6 +50,7 @@ from keras_tt.layers._tt_base import assign_copy
 from keras_tt.layers._tt_base import check_given_modes
 from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import core_initializers
+from keras_tt.layers._tt_base import float_input
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
 
@@ -353,11 +354,6 @@ class BaseTTConv(TTLayerMixin, keras.layers.Layer):
 
     # ------------------------------------------------------------------- call
 
-    def _itemsize(self):
-        return np.dtype(
-            keras.backend.standardize_dtype(self.compute_dtype)
-        ).itemsize
-
     def _chain(self, x, cores, in_modes, out_modes):
         """``x @ W`` over the last axis of ``x`` for a run of the cores."""
         ops = keras.ops
@@ -375,7 +371,7 @@ class BaseTTConv(TTLayerMixin, keras.layers.Layer):
             ranks,
             batch=pixels,
             contraction=self.contraction,
-            itemsize=self._itemsize(),
+            itemsize=self._compute_itemsize,
         )
         y = tt_matmul(flat, cores, in_modes, out_modes, plan=plan)
         if None in spatial:
@@ -395,9 +391,7 @@ class BaseTTConv(TTLayerMixin, keras.layers.Layer):
 
     def call(self, inputs):
         ops = keras.ops
-        x = ops.convert_to_tensor(inputs)
-        if not keras.backend.is_float_dtype(x.dtype):
-            x = ops.cast(x, self.compute_dtype)
+        x = float_input(inputs, self.compute_dtype)
         if self.data_format == "channels_first":
             x = ops.transpose(x, (0, *range(2, self.rank + 2), 1))
         extra_in = self.padded_input_channels - self.input_channels

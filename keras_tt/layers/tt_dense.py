@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import activations
 
 from keras_tt import modes as modes_lib
@@ -22,6 +21,7 @@ from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import assign_copy
 from keras_tt.layers._tt_base import check_given_modes
 from keras_tt.layers._tt_base import check_trained_layer
+from keras_tt.layers._tt_base import float_input
 from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
@@ -282,21 +282,18 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
         last); ``None`` when unknown.
         """
         self._check_built("contraction_plan")
-        itemsize = np.dtype(
-            keras.backend.standardize_dtype(self.compute_dtype)
-        ).itemsize
         return choose_plan(
             self.in_modes,
             self.out_modes,
             self.tt_ranks,
             batch=batch,
             contraction=self.contraction,
-            itemsize=itemsize,
+            itemsize=self._compute_itemsize,
         )
 
     def call(self, inputs):
         ops = keras.ops
-        inputs = _dense_input(inputs, self.compute_dtype)
+        inputs = float_input(inputs, self.compute_dtype)
         x = inputs
         if len(inputs.shape) != 2:
             x = ops.reshape(inputs, (-1, self.input_dim))
@@ -348,18 +345,6 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
             "contraction": self.contraction,
         }
         return {**base_config, **config}
-
-
-def _dense_input(inputs, compute_dtype):
-    """Inputs as a dense floating tensor, as `keras.layers.Dense` takes them.
-
-    Sparse inputs are densified and integer or boolean inputs are cast to
-    the layer's compute dtype.
-    """
-    inputs = keras.ops.convert_to_tensor(inputs, sparse=False)
-    if not keras.backend.is_float_dtype(inputs.dtype):
-        inputs = keras.ops.cast(inputs, compute_dtype)
-    return inputs
 
 
 def dense_to_tt_dense(

@@ -20,6 +20,7 @@ from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import assign_copy
 from keras_tt.layers._tt_base import check_trained_layer
+from keras_tt.layers._tt_base import float_input
 from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
 from keras_tt.layers._tt_base import warn_per_core
@@ -334,9 +335,7 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
 
     def call(self, inputs):
         ops = keras.ops
-        inputs = ops.convert_to_tensor(inputs)
-        if not keras.backend.is_float_dtype(inputs.dtype):
-            inputs = ops.cast(inputs, self.compute_dtype)
+        inputs = float_input(inputs, self.compute_dtype)
         x = ops.reshape(inputs, (-1, self.input_dim))
         if self.padded_input_dim > self.input_dim:
             x = ops.pad(
