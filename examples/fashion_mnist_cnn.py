@@ -205,19 +205,24 @@ def run(
     say(data.description)
     fit_verbose = 2 if verbose else 0
 
-    model = build_resnet()
     steps_per_epoch = -(-len(x_train) // batch_size)
-    _compile(model, 2e-3, epochs * steps_per_epoch)
-    start = time.perf_counter()
-    model.fit(
-        x_train,
-        y_train,
-        batch_size=batch_size,
-        epochs=epochs,
-        validation_data=(x_val, y_val),
-        verbose=fit_verbose,
-    )
-    dense_seconds = time.perf_counter() - start
+
+    def train(model, learning_rate, num_epochs) -> float:
+        """Compile with cosine decay over the run, fit; the seconds taken."""
+        _compile(model, learning_rate, num_epochs * steps_per_epoch)
+        start = time.perf_counter()
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=batch_size,
+            epochs=num_epochs,
+            validation_data=(x_val, y_val),
+            verbose=fit_verbose,
+        )
+        return time.perf_counter() - start
+
+    model = build_resnet()
+    dense_seconds = train(model, 2e-3, epochs)
     if save_dense:
         model.save(save_dense)
     dense_accuracy = _accuracy(model, x_test, y_test)
@@ -244,17 +249,7 @@ def run(
             else:
                 compressed = tucker2(model, rank)
             after_svd = _accuracy(compressed, x_test, y_test)
-            _compile(compressed, 1e-3, finetune_epochs * steps_per_epoch)
-            start = time.perf_counter()
-            compressed.fit(
-                x_train,
-                y_train,
-                batch_size=batch_size,
-                epochs=finetune_epochs,
-                validation_data=(x_val, y_val),
-                verbose=fit_verbose,
-            )
-            seconds = time.perf_counter() - start
+            seconds = train(compressed, 1e-3, finetune_epochs)
             after = _accuracy(compressed, x_test, y_test)
             row = {
                 "target": ratio,
