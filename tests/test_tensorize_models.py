@@ -254,31 +254,40 @@ def test_dense_created_in_build_is_replaced():
     )
 
 
-def test_unregistered_custom_layer_is_named_in_the_error():
-    class Block(keras.layers.Layer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.fc = keras.layers.Dense(200, name="fc")
+class UnregisteredBlock(keras.layers.Layer):
+    """A custom layer holding a Dense, not registered for serialization."""
 
-        def call(self, x):
-            return self.fc(x)
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.fc = keras.layers.Dense(
+            200, name="fc", bias_initializer="random_normal"
+        )
 
+    def call(self, x):
+        return self.fc(x)
+
+
+def test_dense_in_an_unregistered_custom_layer_is_substituted(tmp_path):
     x = keras.Input((100,))
-    model = keras.Model(x, Block(name="blk")(x))
-    weights, config = weights_of(model), model.get_config()
-    with pytest.raises(
-        ValueError,
-        match=r"cannot replace 'blk/fc': it sits in the layer 'blk' \(Block\),"
-        r" whose class is not registered.*register_keras_serializable",
-    ):
-        tensorize(model, tt_rank=2, layers=["blk/fc"], verbose=0)
-    # By default it is left out, with a warning, and the rest proceeds.
-    with pytest.raises(ValueError, match=r"cannot reach \['blk/fc'\]"):
-        tensorize(model, tt_rank=2, verbose=0)
-    assert_untouched(model, weights, config)
+    model = keras.Model(x, UnregisteredBlock(name="blk")(x))
+    tt_model = tensorize_checked(model, normal(3, 100), layers=["blk/fc"])
+    assert tt_names(tt_model) == ["blk/fc"]
+    assert isinstance(tt_model.get_layer("blk").fc, TTDense)
+    # The original is untouched; the copy's Dense is gone from its weights.
+    assert isinstance(model.get_layer("blk").fc, keras.layers.Dense)
+    assert tt_model.count_params() < model.count_params() * 2
+    path = tmp_path / "blk.keras"
+    tt_model.save(path)
+    loaded = keras.saving.load_model(
+        path, custom_objects={"UnregisteredBlock": UnregisteredBlock}
+    )
+    assert isinstance(loaded.get_layer("blk").fc, TTDense)
+    np.testing.assert_allclose(
+        loaded(normal(3, 100)), tt_model(normal(3, 100)), atol=1e-6
+    )
 
 
-def test_dense_held_in_a_dict_is_named_in_the_error():
+def test_dense_held_in_a_dict_is_substituted():
     @keras.saving.register_keras_serializable(package="tests")
     class Heads(keras.layers.Layer):
         def __init__(self, **kwargs):
@@ -290,29 +299,42 @@ def test_dense_held_in_a_dict_is_named_in_the_error():
 
     x = keras.Input((100,))
     model = keras.Model(x, Heads(name="heads")(x))
-    with pytest.raises(
-        ValueError,
-        match=r"cannot replace 'heads/fc': the Heads 'heads' \(Heads\) holds "
-        r"it in no attribute",
-    ):
-        tensorize(model, tt_rank=2, layers=["heads/fc"], verbose=0)
+    tt_model = tensorize_checked(model, normal(2, 100), layers=["heads/fc"])
+    assert isinstance(tt_model.get_layer("heads").heads["a"], TTDense)
 
 
-def test_unreachable_layers_are_skipped_with_a_warning():
-    class Block(keras.layers.Layer):
-        def __init__(self, **kwargs):
+def test_default_selection_reaches_layers_in_unregistered_holders():
+    x = keras.Input((100,))
+    h = UnregisteredBlock(name="blk")(
+        dense(100, "first")(dense(200, "zero")(x))
+    )
+    model = keras.Model(x, h)
+    tt_model = tensorize_checked(
+        model, normal(2, 100), min_params=DEFAULT_MIN_PARAMS
+    )
+    assert tt_names(tt_model) == ["zero", "first", "blk/fc"]
+
+
+def test_a_model_that_cannot_be_copied_is_left_untouched():
+    class Stubborn(keras.layers.Layer):
+        def __init__(self, width, **kwargs):
             super().__init__(**kwargs)
-            self.fc = keras.layers.Dense(200, name="fc")
+            self.fc = keras.layers.Dense(width, name="fc")
+
+        def get_config(self):
+            return {"name": self.name}  # `width` is missing
 
         def call(self, x):
             return self.fc(x)
 
     x = keras.Input((100,))
-    h = Block(name="blk")(dense(100, "first")(dense(200, "zero")(x)))
-    model = keras.Model(x, h)
-    with pytest.warns(UserWarning, match=r"leaves 'blk/fc' as it is"):
-        tt_model = tensorize(model, tt_rank=FULL_RANK, verbose=0)
-    assert tt_names(tt_model) == ["zero", "first"]
+    model = keras.Model(x, Stubborn(200, name="stub")(x))
+    weights, config = weights_of(model), model.get_config()
+    with pytest.raises(
+        ValueError, match=r"could not clone layer 'stub' \(Stubborn\)"
+    ):
+        tensorize(model, tt_rank=2, min_params=0, verbose=0)
+    assert_untouched(model, weights, config)
 
 
 # ------------------------------------------------------- subclassed models

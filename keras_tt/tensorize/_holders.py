@@ -73,12 +73,23 @@ def mark_rebuilt(layer, swapped) -> None:
     layer.__class__ = holder_class(type(layer))
 
 
+def mark_substituted(model, steps) -> None:
+    """Make ``model`` save the layer at ``steps`` (see `_substitution`)."""
+    previous = list(getattr(model, "_keras_tt_substituted", []))
+    if steps not in previous:
+        previous.append(steps)
+    object.__setattr__(model, "_keras_tt_substituted", previous)
+    model.__class__ = holder_class(type(model))
+
+
 def _sublayer(layer, attribute, index):
     value = getattr(layer, attribute)
     return value if index is None else value[index]
 
 
 def _holder_get_config(self):
+    from keras_tt.tensorize._substitution import follow_path
+
     base = self._keras_tt_base
     return {
         "layer": {
@@ -96,7 +107,14 @@ def _holder_get_config(self):
                     _sublayer(self, attribute, index)
                 ),
             ]
-            for attribute, index in self._keras_tt_swapped
+            for attribute, index in getattr(self, "_keras_tt_swapped", [])
+        ],
+        "substitutions": [
+            [
+                steps,
+                keras.saving.serialize_keras_object(follow_path(self, steps)),
+            ]
+            for steps in getattr(self, "_keras_tt_substituted", [])
         ],
     }
 
@@ -104,13 +122,19 @@ def _holder_get_config(self):
 def _holder_from_config(cls, config):
     from keras_tt.tensorize._selection import swap
     from keras_tt.tensorize._selection import uses_default_build
+    from keras_tt.tensorize._substitution import follow_path
+    from keras_tt.tensorize._substitution import substitute
 
     if not (isinstance(config, dict) and "sublayers" in config):
         return super(cls, cls).from_config(config)
     base = base_class(cls)
     layer = base.from_config(config["layer"]["config"])
     layer.__class__ = holder_class(base)
-    if not uses_default_build(layer) and config.get("build_config"):
+    if (
+        not layer.built
+        and not uses_default_build(layer)
+        and config.get("build_config")
+    ):
         layer.build_from_config(config["build_config"])
     swapped = []
     for attribute, index, sub_config in config["sublayers"]:
@@ -118,7 +142,58 @@ def _holder_from_config(cls, config):
         swap(layer, attribute, index, sub)
         swapped.append((attribute, index))
     object.__setattr__(layer, "_keras_tt_swapped", swapped)
+    substituted = []
+    for steps, sub_config in config.get("substitutions", []):
+        check_layer_config(sub_config, steps)
+        target = follow_path(layer, steps)
+        sub = keras.saving.deserialize_keras_object(sub_config)
+        substitute(layer, target, sub)
+        substituted.append(steps)
+    object.__setattr__(layer, "_keras_tt_substituted", substituted)
     return layer
+
+
+def check_layer_config(sub_config, steps) -> None:
+    """A saved substitution must be a keras_tt layer."""
+    registered = (
+        sub_config.get("registered_name")
+        if isinstance(sub_config, dict)
+        else None
+    )
+    if not (isinstance(registered, str) and registered.startswith("keras_tt")):
+        raise ValueError(
+            f"The saved substitution at {steps!r} is not a keras_tt layer "
+            f"(registered name {registered!r}); the file may be damaged "
+            "or edited."
+        )
+
+
+# Packages whose classes a file may name and that are imported to find
+# them, as `keras.saving.load_model` imports Keras's own modules.
+_IMPORTABLE_PACKAGES = ("keras", "keras_hub", "keras_tt")
+
+
+def _layer_class(layer):
+    """The class a saved holder names: registered, or in keras_hub."""
+    import importlib
+    import sys
+
+    found = keras.saving.get_registered_object(
+        layer["registered_name"]
+    ) or keras.saving.get_registered_object(layer["class_name"])
+    if found is not None:
+        return found
+    module = layer.get("module") or ""
+    package = module.split(".")[0]
+    if package not in _IMPORTABLE_PACKAGES and module not in sys.modules:
+        return None
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return None
+    return keras.saving.get_registered_object(
+        layer["registered_name"]
+    ) or getattr(sys.modules[module], layer["class_name"], None)
 
 
 class TTRebuiltLayer:
@@ -126,9 +201,7 @@ class TTRebuiltLayer:
 
     @classmethod
     def from_config(cls, config):
-        layer_class = keras.saving.get_registered_object(
-            config["layer"]["registered_name"]
-        ) or keras.saving.get_registered_object(config["layer"]["class_name"])
+        layer_class = _layer_class(config["layer"])
         if layer_class is None:
             raise ValueError(
                 "Cannot load a layer rebuilt by `keras_tt.tensorize`: its "

@@ -29,6 +29,9 @@ from keras_tt.tensorize._selection import build_tree
 from keras_tt.tensorize._selection import is_graph_model
 from keras_tt.tensorize._selection import nothing_selected_message
 from keras_tt.tensorize._selection import select
+from keras_tt.tensorize._substitution import needs_substitution
+from keras_tt.tensorize._substitution import copy_model
+from keras_tt.tensorize._substitution import substitute_layers
 
 # Kernels smaller than this (128 x 128) are left alone by default: their
 # share of a model is small and a TT-SVD of them gains little.
@@ -219,6 +222,10 @@ def tensorize(
                 stacklevel=2,
             )
 
+    # The model's own class is kept, or a holder cannot be rebuilt: copy
+    # the whole model now (a model that cannot be copied fails here).
+    copy = copy_model(model) if needs_substitution(model, selected) else None
+
     # 3. Plan every selected layer: modes, ranks, steps; all checked. With
     #    a whole-model budget, the ranks are allocated across the layers.
     budget = None
@@ -253,14 +260,19 @@ def tensorize(
             records.append(record)
             _warn_if_larger(record)
 
-    # 5. Clone the model around the new layers and copy the other weights.
-    holders = {
-        id(ancestor.layer)
-        for s in selected
-        for ancestor in s.node.ancestors()
-        if ancestor.parent is not None or not is_graph_model(model)
-    }
-    tt_model = Cloner(replacements, holders).clone_model(model)
+    # 5. Build the new model: clone it around the new layers (copying the
+    #    other weights), or copy it whole and substitute the new layers
+    #    where its class must be kept or a holder cannot be rebuilt.
+    if copy is not None:
+        tt_model = substitute_layers(copy, model, nodes, selected, replacements)
+    else:
+        holders = {
+            id(ancestor.layer)
+            for s in selected
+            for ancestor in s.node.ancestors()
+            if ancestor.parent is not None or not is_graph_model(model)
+        }
+        tt_model = Cloner(replacements, holders).clone_model(model)
     apply_compile_plan(model, tt_model, compile_how)
 
     # 6. Report.

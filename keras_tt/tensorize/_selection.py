@@ -259,15 +259,10 @@ def select(model, nodes, layers, min_params):
     """
     candidates = [n for n in nodes if n.converter is not None]
     names = [n.path for n in candidates]
-    cache = {}
 
     def reachable_or_raise(node, key):
-        reason = unreachable_reason(node, cache)
-        if reason is not None:
-            raise ValueError(
-                f"Received an invalid value for `layers`: `tensorize` cannot "
-                f"replace '{node.path}': {reason}. Received: layers={key!r}"
-            )
+        # Every candidate can be reached: by rebuilding its holders, or by
+        # substituting it in a copy of the model (see `_substitution`).
         return node
 
     def find(key):
@@ -309,13 +304,8 @@ def select(model, nodes, layers, min_params):
     if layers is None:
         chosen = []
         for node in candidates:
-            if node.size < min_params:
-                continue
-            reason = unreachable_reason(node, cache)
-            if reason is None:
+            if node.size >= min_params:
                 chosen.append((node, {}))
-            else:
-                skipped.append((node, reason))
     else:
         if isinstance(layers, (str, keras.layers.Layer)):
             layers = [layers]
