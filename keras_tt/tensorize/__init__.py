@@ -11,7 +11,10 @@ Modules, in the order the pass uses them: `_arguments` (argument checks),
 allocated across layers to meet a whole-model ``model_ratio``),
 `_converters` (the registry of layer converters; see its docstring to add
 one), `_progress`,
-`_cloning` (clone, weight copy, compile) and `_pass` (the stages).
+`_cloning` (clone, weight copy, compile), `_substitution` (TT layers put
+into a whole copy of a model whose class must be kept, such as a keras_hub
+``CausalLM``), `_holders` (saving what either route changed) and `_pass`
+(the stages).
 """
 
 from keras_tt.report import model_report

@@ -62,17 +62,31 @@ def tensorize(
 
     What happens to the model you pass. Nothing: it is only read, also when
     the pass fails half-way (all arguments are checked and every layer is
-    planned before any work starts). The returned model is a new
-    `keras.models.clone_model` clone: every layer that is not replaced is a
-    new object holding copies of the original weights (equal values, not
-    shared variables), so training one model never changes the other.
-    Shared layers stay shared (one new layer), nested Sequential and
-    Functional models are cloned recursively, operations on symbolic
-    tensors (``x + f(x)``) and masks are kept. A `Dense` inside a wrapper
-    (``TimeDistributed``), a registered custom layer or a registered
-    subclassed model is replaced by rebuilding its holder from its config
-    with the new layer in the same attribute; the rebuilt holder saves its
-    new sublayers, so the result saves and loads.
+    planned before any work starts). The returned model holds copies of
+    every weight that is not replaced (equal values, not shared variables),
+    so training one model never changes the other. It is built one of two
+    ways:
+
+    - A Sequential or Functional model of Keras's own classes is cloned
+      with `keras.models.clone_model`: shared layers stay shared, nested
+      models are cloned recursively, operations on symbolic tensors
+      (``x + f(x)``) and masks are kept. A `Dense` inside a wrapper
+      (``TimeDistributed``), a registered custom layer or a registered
+      subclassed model is replaced by rebuilding its holder from its
+      config with the new layer in the same attribute.
+    - Any other model (a keras_hub ``Backbone`` or ``CausalLM``, a
+      subclass of `keras.Model`), or one whose selected layers sit in a
+      holder that cannot be rebuilt from its config (an unregistered
+      attention class), is copied whole, from its own config, and each
+      TT layer is put wherever the copy refers to the layer it replaces:
+      attributes, lists and dicts, tracked sublayers, graph nodes. The
+      copy keeps the model's class, so ``generate`` and every other method
+      works on it.
+
+    Either way the result saves to a `.keras` file and loads again with
+    ``import keras_tt``: the file records where each TT layer goes, and
+    loading rebuilds the model from its config and puts the TT layers back
+    before the weights are read.
 
     Optimizer. If ``model`` was compiled, the clone is compiled from its
     compile config: same loss and metrics, and a fresh optimizer of the same
@@ -111,9 +125,8 @@ def tensorize(
     ``verbose`` is 1.
 
     Args:
-        model: a built Keras model: Sequential, Functional, or a
-            subclassed model whose class is registered and rebuildable
-            from its config.
+        model: a built Keras model: Sequential, Functional, a keras_hub
+            model, or a subclassed model rebuildable from its config.
         tt_rank: positive integer or sequence of inner TT-ranks.
         rel_error: relative error budget per kernel, strictly between 0
             and 1.
@@ -151,9 +164,10 @@ def tensorize(
     Raises:
         ValueError: for bad arguments (unknown layer names, layers no
             converter handles, an empty selection, ranks < 1, ``rel_error``
-            outside (0, 1), modes that do not fit), a layer that cannot be
-            reached (the message names its holder), an unbuilt model, or a
-            model with nothing to replace; always before any TT-SVD.
+            outside (0, 1), modes that do not fit), a
+            model that cannot be copied (the message names the class and
+            what it lacks), an unbuilt model, or a model with nothing to
+            replace; always before any TT-SVD.
 
     Example:
 

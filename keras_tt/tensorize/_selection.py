@@ -7,13 +7,13 @@ in the attributes of any other layer: a wrapper's ``layer``
 subclassed model's ``self.fc``. A layer that a registered converter
 handles is a leaf of the tree (a candidate).
 
-A candidate inside a layer that is not a Sequential or Functional model can
-only be replaced by rebuilding that layer from its config and putting the
-new layer in its attribute, so every such holder must be rebuildable:
-registered for serialization (else the tensorized model could not be
-loaded again), ``from_config(get_config())`` must work, and the rebuilt
-layer must hold a layer of the same class in the same attribute (created in
-``__init__`` or in ``build``).
+Every candidate can be replaced. One inside a layer that is not a
+Sequential or Functional model is replaced by rebuilding that holder from
+its config and putting the new layer in its attribute when the holder is
+rebuildable (`unreachable_reason` says why not: unregistered, not
+rebuildable from its config, or holding its sublayer elsewhere than in
+the same attribute); otherwise the pass copies the whole model and
+substitutes the new layer in the copy (`keras_tt.tensorize._substitution`).
 """
 
 from __future__ import annotations
