@@ -170,7 +170,8 @@ def test_a_causal_lm_loads_in_a_fresh_process(tmp_path):
         m = keras.saving.load_model({str(path)!r})
         m.compile(sampler="greedy")
         ids = np.load({str(tmp_path / "prompt_ids.npy")!r})
-        prompt = {{"token_ids": ids, "padding_mask": (ids != 0).astype("int32")}}
+        mask = (ids != 0).astype("int32")
+        prompt = {{"token_ids": ids, "padding_mask": mask}}
         got = m.generate(prompt, stop_token_ids=None)["token_ids"]
         np.testing.assert_array_equal(
             got, np.load({str(tmp_path / "tokens.npy")!r}))

@@ -29,8 +29,8 @@ from keras_tt.tensorize._selection import build_tree
 from keras_tt.tensorize._selection import is_graph_model
 from keras_tt.tensorize._selection import nothing_selected_message
 from keras_tt.tensorize._selection import select
-from keras_tt.tensorize._substitution import needs_substitution
 from keras_tt.tensorize._substitution import copy_model
+from keras_tt.tensorize._substitution import needs_substitution
 from keras_tt.tensorize._substitution import substitute_layers
 
 # Kernels smaller than this (128 x 128) are left alone by default: their
