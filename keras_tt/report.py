@@ -341,7 +341,10 @@ def model_report(model: keras.Model) -> CompressionReport:
     """
     records = []
     for name, layer in iter_layers(model, sublayers=True):
-        recorder = _RECORDERS.get(type(layer))
+        recorder = next(
+            (_RECORDERS[c] for c in type(layer).__mro__ if c in _RECORDERS),
+            None,
+        )
         if recorder is not None and layer.built:
             records.extend(recorder(layer, name))
     params_after = int(model.count_params())

@@ -22,6 +22,7 @@ from keras_tt.tensorize import _attention  # noqa: F401
 from keras_tt.tensorize import _conv  # noqa: F401
 from keras_tt.tensorize import _einsum_dense  # noqa: F401
 from keras_tt.tensorize import _embedding  # noqa: F401
+from keras_tt.tensorize import _experts  # noqa: F401
 from keras_tt.tensorize import _holders  # noqa: F401 - registers the loader
 from keras_tt.tensorize._budget import BudgetAllocation
 from keras_tt.tensorize._budget import LayerAllocation

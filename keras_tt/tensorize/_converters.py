@@ -35,6 +35,11 @@ first, whether it ``handles`` a layer; the first that does owns it:
   per decomposed kernel, each with ``name`` set to its ``sub_name`` (the
   pass prefixes the layer's path) and ``kind`` set.
 
+A converter whose layers cannot be copied on their own (built by their
+holder, with no config) sets ``in_place = True`` and returns, instead of a
+new layer, a change with ``apply(layer)`` (made to the layer of the pass's
+copy of the model) that saving records (see the experts converter).
+
 The replacement must be usable wherever the original was called (same
 call signature, same output), keep the original's name, and be
 serializable (``get_config``, registered with
@@ -77,6 +82,8 @@ class LayerConverter:
     """Base class of the converters `tensorize` uses; see the module doc."""
 
     kind: str = ""
+    # True when `convert` returns a change applied to a copy of the layer.
+    in_place: bool = False
 
     def handles(self, layer: keras.layers.Layer) -> bool:
         """Whether this converter replaces ``layer``."""

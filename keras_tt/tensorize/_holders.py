@@ -110,16 +110,14 @@ def _holder_get_config(self):
             for attribute, index in getattr(self, "_keras_tt_swapped", [])
         ],
         "substitutions": [
-            [
-                steps,
-                keras.saving.serialize_keras_object(follow_path(self, steps)),
-            ]
+            [steps, _saved_substitution(follow_path(self, steps))]
             for steps in getattr(self, "_keras_tt_substituted", [])
         ],
     }
 
 
 def _holder_from_config(cls, config):
+    from keras_tt.layers.tt_experts import apply_expert_specs
     from keras_tt.tensorize._selection import swap
     from keras_tt.tensorize._selection import uses_default_build
     from keras_tt.tensorize._substitution import follow_path
@@ -144,13 +142,25 @@ def _holder_from_config(cls, config):
     object.__setattr__(layer, "_keras_tt_swapped", swapped)
     substituted = []
     for steps, sub_config in config.get("substitutions", []):
-        check_layer_config(sub_config, steps)
         target = follow_path(layer, steps)
-        sub = keras.saving.deserialize_keras_object(sub_config)
-        substitute(layer, target, sub)
+        if isinstance(sub_config, dict) and sub_config.get("kind") == "experts":
+            apply_expert_specs(target, sub_config.get("tt_experts"))
+        else:
+            check_layer_config(sub_config, steps)
+            sub = keras.saving.deserialize_keras_object(sub_config)
+            substitute(layer, target, sub)
         substituted.append(steps)
     object.__setattr__(layer, "_keras_tt_substituted", substituted)
     return layer
+
+
+def _saved_substitution(layer):
+    """A substituted TT layer's config, or an experts layer's change."""
+    from keras_tt.layers.tt_experts import TTExpertsMixin
+
+    if isinstance(layer, TTExpertsMixin):
+        return {"kind": "experts", "tt_experts": layer.tt_expert_specs()}
+    return keras.saving.serialize_keras_object(layer)
 
 
 def check_layer_config(sub_config, steps) -> None:

@@ -68,13 +68,16 @@ def needs_substitution(model, selected) -> bool:
     """Whether the pass must copy ``model`` and substitute its layers.
 
     True when the model's class is a subclass of a Functional model that is
-    not Keras's own (cloning the graph would lose it), or when a selected
-    layer sits in a holder that cannot be rebuilt from its config.
+    not Keras's own (cloning the graph would lose it), when a converter
+    changes its layer in place, or when a selected layer sits in a holder
+    that cannot be rebuilt from its config.
     """
     from keras_tt.tensorize._selection import is_graph_model
     from keras_tt.tensorize._selection import unreachable_reason
 
     if is_graph_model(model) and not _keras_class(type(model)):
+        return True
+    if any(getattr(s.node.converter, "in_place", False) for s in selected):
         return True
     cache = {}
     return any(unreachable_reason(s.node, cache) for s in selected)
@@ -102,7 +105,10 @@ def substitute_layers(copy, model, nodes, selected, replacements):
         target = copy_nodes[position[id(chosen.node)]]
         new_layer = replacements[id(chosen.layer)]
         steps = layer_path(target)
-        if not substitute(copy, target.layer, new_layer):
+        if hasattr(new_layer, "apply"):
+            # A change made in place (experts weights), not a new layer.
+            new_layer.apply(target.layer)
+        elif not substitute(copy, target.layer, new_layer):
             raise ValueError(
                 f"`tensorize` could not replace '{chosen.name}' in the copy "
                 f"of the model '{model.name}': no reference to it was found."
