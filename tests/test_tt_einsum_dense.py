@@ -363,3 +363,33 @@ def test_resizable_batch_export_of_nd_inputs_matches_keras(
     ) + keras.ops.convert_to_numpy(layer.bias)
     got = keras_tt.export.TFLiteRunner(path).predict(x)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_data_aware_init_reads_inputs_in_the_equations_axis_order(rng):
+    # 'acb,cd->abd' on x is 'abc,cd->abd' on x with its last two axes
+    # swapped: data-aware initialisation must give both the same cores.
+    from keras_tt.data_aware import data_aware_init
+    from keras_tt.tensorize import tensorize
+
+    scales = np.exp(rng.normal(size=64) * 1.5).astype("float32")
+    x = rng.standard_normal((60, 3, 64)).astype("float32") * scales
+    kernel = rng.standard_normal((64, 32)).astype("float32")
+    results = []
+    for equation, inputs in (
+        ("abc,cd->abd", x),
+        ("acb,cd->abd", np.swapaxes(x, 1, 2)),
+    ):
+        model = keras.Sequential(
+            [
+                keras.Input(inputs.shape[1:]),
+                keras.layers.EinsumDense(equation, (None, 32), name="proj"),
+            ]
+        )
+        model.get_layer("proj").kernel.assign(kernel)
+        tt_model = tensorize(model, tt_rank=3, min_params=1, verbose=0)
+        [record] = data_aware_init(tt_model, model, inputs)
+        assert record.kept
+        results.append((record, tt_model.get_layer("proj").full_kernel()))
+    (canonical, first), (reordered, second) = results
+    assert reordered.error_after == pytest.approx(canonical.error_after, 1e-4)
+    np.testing.assert_allclose(second, first, rtol=1e-3, atol=1e-4)

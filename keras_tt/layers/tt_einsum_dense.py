@@ -630,6 +630,18 @@ def einsum_dense_to_tt(
     return new, result.decomposition
 
 
+def input_rows(parts, x) -> np.ndarray:
+    """A NumPy input as the rows ``W`` multiplies: its kept axes then its
+    contracted axes (kernel order), flattened to ``(-1, prod(C))``."""
+    x = np.asarray(x)
+    perm = parts.input_permutation
+    if perm is not None:
+        elided = x.ndim - len(parts.input_spec)
+        x = np.transpose(x, list(range(elided)) + [elided + p for p in perm])
+    rows = math.prod(x.shape[x.ndim - len(parts.contracted) :])
+    return x.reshape(-1, rows)
+
+
 def kernel_matrix(layer) -> np.ndarray:
     """An `EinsumDense` kernel as a ``prod(C) x prod(F)`` NumPy matrix,
     its rows the contracted axes and its columns the free axes, each group
