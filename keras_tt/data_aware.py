@@ -36,6 +36,7 @@ original model).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import keras
@@ -47,7 +48,9 @@ from keras_tt.decomposition import tt_svd
 from keras_tt.layers import TTDense
 from keras_tt.layers import TTEinsumDense
 from keras_tt.layers import TTEmbedding
+from keras_tt.layers.tt_einsum_dense import input_rows
 from keras_tt.layers.tt_einsum_dense import kernel_matrix
+from keras_tt.layers.tt_einsum_dense import parse_equation
 from keras_tt.report import iter_layers
 from keras_tt.tt_matrix import full_matrix
 
@@ -106,8 +109,9 @@ class _Moments:
 
     FULL_LIMIT = 4096
 
-    def __init__(self, in_modes, input_dim, flatten):
+    def __init__(self, in_modes, input_dim, flatten, rows=None):
         self.in_modes = tuple(in_modes)
+        self.rows = rows
         self.padded = math.prod(in_modes)
         self.input_dim = input_dim
         self.flatten = flatten
@@ -120,7 +124,8 @@ class _Moments:
         self.count = 0
 
     def __call__(self, x):
-        x = np.asarray(x, np.float64).reshape(-1, self.flatten)
+        x = np.asarray(x, np.float64)
+        x = self.rows(x) if self.rows else x.reshape(-1, self.flatten)
         if x.shape[1] != self.input_dim:
             return
         if self.padded != self.input_dim:
@@ -356,13 +361,15 @@ def data_aware_init(
             )
             method = "frequency-weighted"
         else:
+            rows = None
             if kind == "Dense":
                 kernel = float_matrix(original.kernel)
-                flatten = kernel.shape[0]
             else:
                 kernel = kernel_matrix(original)
-                flatten = kernel.shape[0]
-            moments = _Moments(layout.in_modes, kernel.shape[0], flatten)
+                parts = parse_equation(original.equation)
+                rows = functools.partial(input_rows, parts)
+            flatten = kernel.shape[0]
+            moments = _Moments(layout.in_modes, flatten, flatten, rows)
             calibration.record_inputs(
                 model, original, calibration_data, moments, batch_size
             )

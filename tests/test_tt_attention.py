@@ -159,7 +159,9 @@ def test_tensorize_low_rank_report_and_reload(tmp_path, rng):
 
 def test_refused_equation_is_left_to_einsum_dense():
     x = keras.Input((4, 6))
-    y = keras.layers.EinsumDense("abc,dc->abd", (None, 5), name="odd")(x)
+    # A per-position kernel (axis b in the input, the kernel and the
+    # output) is no matrix product.
+    y = keras.layers.EinsumDense("abc,bcd->abd", (4, 5), name="odd")(x)
     model = keras.Model(x, keras.layers.Dense(3, name="fc")(y))
     tt_model = keras_tt.tensorize(model, tt_rank=2, min_params=0, verbose=0)
     assert type(tt_model.get_layer("odd")) is keras.layers.EinsumDense

@@ -28,9 +28,34 @@ EQUATIONS = [
     ("...b,bc->...c", 6, "c", (2, 3, 4, 10)),
 ]
 
+# Matrix products in other axis orders: Gemma and Llama attention
+# (keras_hub), transposed kernels, permuted outputs.
+REORDERED = [
+    ("btd,ndh->btnh", (None, 3, 4), "nh", (2, 5, 12)),  # Gemma query
+    ("bsd,kdh->bskh", (None, 2, 4), "h", (2, 5, 12)),  # Gemma key/value
+    ("btnh,nhd->btd", (None, 8), "d", (2, 5, 3, 4)),  # Gemma output
+    ("abc,dc->abd", (None, 6), "d", (2, 4, 10)),  # kernel transposed
+    ("abc,cd->adb", (6, 4), "d", (2, 4, 10)),  # output permuted
+    ("bqm,muh->bquh", (None, 3, 4), "uh", (2, 5, 12)),
+    ("bkm,mvh->bkvh", (None, 3, 4), None, (2, 5, 12)),
+    ("bquh,uhm->bqm", (None, 8), "m", (2, 5, 3, 4)),
+    ("...d,hd->...h", 6, "h", (2, 3, 10)),
+    ("abcd,ced->abe", (None, 7), "e", (2, 3, 4, 5)),  # contracted reordered
+    ("abcd,dce->aeb", (6, 3), "e", (2, 3, 4, 5)),  # everything reordered
+    ("acb,cd->abd", (None, 6), "d", (2, 10, 3)),  # input reordered
+]
+
+
+def _kernel_in_equation_order(matrix, parts, contracted_shape, free_shape):
+    """A ``C x F`` matrix as the equation's kernel, by np.einsum."""
+    tensor = matrix.reshape(contracted_shape + free_shape)
+    return np.einsum(
+        f"{parts.contracted}{parts.free}->{parts.kernel_spec}", tensor
+    )
+
 
 @pytest.mark.parametrize(
-    "equation, output_shape, bias_axes, input_shape", EQUATIONS
+    "equation, output_shape, bias_axes, input_shape", EQUATIONS + REORDERED
 )
 def test_output_equals_einsum_dense_with_the_same_kernel(
     rng, equation, output_shape, bias_axes, input_shape
@@ -48,11 +73,14 @@ def test_output_equals_einsum_dense_with_the_same_kernel(
     # cores, in EinsumDense's own layer.
     cores = [_numpy(c).astype(np.float64) for c in tt.cores]
     matrix = naive_full_matrix(cores)[: tt.input_dim, : tt.units]
+    kernel = _kernel_in_equation_order(
+        matrix, tt.parts, tt.contracted_shape, tt.free_shape
+    )
     dense = keras.layers.EinsumDense(
         equation, output_shape, bias_axes=bias_axes
     )
     dense.build(input_shape)
-    dense.kernel.assign(matrix.reshape(tuple(dense.kernel.shape)))
+    dense.kernel.assign(kernel)
     if bias_axes:
         assert tuple(dense.bias.shape) == tuple(tt.bias.shape)
         dense.bias.assign(_numpy(tt.bias))
@@ -62,10 +90,33 @@ def test_output_equals_einsum_dense_with_the_same_kernel(
     np.testing.assert_allclose(
         tt.full_kernel(), _numpy(dense.kernel), atol=1e-5
     )
+    assert tt.compute_output_shape(input_shape) == expected.shape
 
 
 @pytest.mark.parametrize(
-    "equation, output_shape, bias_axes, input_shape", EQUATIONS
+    "equation, output_shape, bias_axes, input_shape", EQUATIONS + REORDERED
+)
+def test_output_equals_np_einsum_of_the_full_kernel(
+    rng, equation, output_shape, bias_axes, input_shape
+):
+    tt = TTEinsumDense(
+        equation,
+        output_shape,
+        tt_rank=3,
+        bias_axes=bias_axes,
+        bias_initializer="random_normal",
+    )
+    x = rng.standard_normal(input_shape).astype("float32")
+    y = _numpy(tt(x))
+    expected = np.einsum(equation, x, tt.full_kernel())
+    if bias_axes:
+        expected = expected + _numpy(tt.bias)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "equation, output_shape, bias_axes, input_shape", EQUATIONS + REORDERED
 )
 def test_from_einsum_dense_at_full_rank_is_exact(
     rng, equation, output_shape, bias_axes, input_shape
@@ -84,7 +135,56 @@ def test_from_einsum_dense_at_full_rank_is_exact(
     np.testing.assert_allclose(
         _numpy(tt(x)), _numpy(dense(x)), rtol=1e-4, atol=1e-5
     )
+    np.testing.assert_allclose(
+        tt.full_kernel(), _numpy(dense.kernel), atol=1e-5
+    )
     assert tt.name == "proj"
+    # The dense kernel goes back into an EinsumDense unchanged.
+    copy = keras.layers.EinsumDense(
+        equation, output_shape, bias_axes=bias_axes, activation="tanh"
+    )
+    copy.build(input_shape)
+    copy.set_weights(
+        [tt.full_kernel()] + ([_numpy(tt.bias)] if bias_axes else [])
+    )
+    np.testing.assert_allclose(
+        _numpy(copy(x)), _numpy(dense(x)), rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Layer 'proj'.*more than")
+@pytest.mark.parametrize(
+    "equation, output_shape, bias_axes, input_shape", REORDERED[:4]
+)
+def test_tensorize_replaces_reordered_einsum_dense(
+    rng, equation, output_shape, bias_axes, input_shape
+):
+    import keras_tt
+
+    inputs = keras.Input(input_shape[1:])
+    hidden = keras.layers.EinsumDense(
+        equation,
+        output_shape,
+        bias_axes=bias_axes,
+        bias_initializer="random_normal",
+        name="proj",
+    )(inputs)
+    outputs = keras.layers.Activation("tanh")(hidden)
+    model = keras.Model(inputs, outputs)
+    tt_model = keras_tt.tensorize(
+        model, tt_rank=10_000, min_params=1, verbose=0
+    )
+    layer = tt_model.get_layer("proj")
+    assert isinstance(layer, TTEinsumDense)
+    x = rng.standard_normal(input_shape).astype("float32")
+    np.testing.assert_allclose(
+        _numpy(tt_model(x)), _numpy(model(x)), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        layer.full_kernel(),
+        _numpy(model.get_layer("proj").kernel),
+        atol=1e-5,
+    )
 
 
 def test_inside_multi_head_attention_shapes(rng):
@@ -117,13 +217,23 @@ def test_rank_truncation_meets_error_budget(rng):
     assert tt.num_core_params < kernel.size
 
 
-def test_config_and_keras_file_round_trip(tmp_path, rng):
-    inputs = keras.Input((5, 12))
+@pytest.mark.parametrize(
+    "equation, output_shape, bias_axes, input_shape",
+    [EQUATIONS[2], REORDERED[0], REORDERED[2], REORDERED[10]],
+)
+def test_config_and_keras_file_round_trip(
+    tmp_path, rng, equation, output_shape, bias_axes, input_shape
+):
+    inputs = keras.Input(input_shape[1:])
     outputs = TTEinsumDense(
-        "abc,cde->abde", (None, 3, 4), tt_rank=2, bias_axes="de"
+        equation,
+        output_shape,
+        tt_rank=2,
+        bias_axes=bias_axes,
+        bias_initializer="random_normal",
     )(inputs)
     model = keras.Model(inputs, outputs)
-    x = rng.standard_normal((2, 5, 12)).astype("float32")
+    x = rng.standard_normal(input_shape).astype("float32")
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
@@ -159,21 +269,25 @@ def test_kernel_variance_is_glorot_of_the_matrix():
 @pytest.mark.parametrize(
     "equation, reason",
     [
-        ("ab,cb->ac", "does not start with the contracted axes"),
-        ("abc,bd->adc", "are not the trailing axes"),
-        ("abc,cd->adb", "is not the kept input axes"),
         ("abc,acd->abd", "a batched kernel"),
+        ("btnd,ndh->btnh", "a batched kernel"),
+        ("bsd,ndh->bnh", "in neither the kernel nor the output"),
+        ("abc,cd->ad", "a plain sum over the input"),
+        ("abc,cde->abd", "a plain sum over the kernel"),
+        ("abc,cd->abdz", "output axes \\['z'\\] are in neither"),
         ("ab,cd->abcd", "no axis is contracted"),
         ("abc,bc->a", "the kernel has no output axis"),
         ("ab...,bc->...c", "expected 'input,kernel->output'"),
         ("...b,bc->c", "'...' must start both"),
         ("aab,bc->ac", "the input repeats an axis"),
-        ("abc,cd->ad", "is not the kept input axes"),
+        ("ab,bcc->acc", "the kernel repeats an axis"),
+        ("ab,bc->acc", "the output repeats an axis"),
     ],
 )
 def test_inexpressible_equations_are_refused_with_the_reason(equation, reason):
     with pytest.raises(ValueError, match=reason) as error:
         TTEinsumDense(equation, 4, tt_rank=2)
+    assert "`equation`" in str(error.value)
     assert f"Received: equation={equation!r}" in str(error.value)
 
 
@@ -218,6 +332,7 @@ def test_parameter_count_matches_the_layout():
     [
         ("abc,cde->abde", (5, 32), (None, 4, 8)),
         ("...b,bc->...c", (5, 3, 32), 12),
+        ("btd,ndh->btnh", (5, 32), (None, 4, 8)),
     ],
 )
 def test_resizable_batch_export_of_nd_inputs_matches_keras(
@@ -238,6 +353,7 @@ def test_resizable_batch_export_of_nd_inputs_matches_keras(
     model = keras.Model(inputs, layer(inputs))
     path = str(tmp_path / "m.tflite")
     report = keras_tt.export_tflite(model, path, verbose=0)
+    assert report.info.builtin_only
     assert {c.runtime for c in report.comparisons} >= {"compiled_model"}
     assert len({c.batch_size for c in report.comparisons}) >= 2
     assert report.relative_error < 1e-5
@@ -247,3 +363,33 @@ def test_resizable_batch_export_of_nd_inputs_matches_keras(
     ) + keras.ops.convert_to_numpy(layer.bias)
     got = keras_tt.export.TFLiteRunner(path).predict(x)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_data_aware_init_reads_inputs_in_the_equations_axis_order(rng):
+    # 'acb,cd->abd' on x is 'abc,cd->abd' on x with its last two axes
+    # swapped: data-aware initialisation must give both the same cores.
+    from keras_tt.data_aware import data_aware_init
+    from keras_tt.tensorize import tensorize
+
+    scales = np.exp(rng.normal(size=64) * 1.5).astype("float32")
+    x = rng.standard_normal((60, 3, 64)).astype("float32") * scales
+    kernel = rng.standard_normal((64, 32)).astype("float32")
+    results = []
+    for equation, inputs in (
+        ("abc,cd->abd", x),
+        ("acb,cd->abd", np.swapaxes(x, 1, 2)),
+    ):
+        model = keras.Sequential(
+            [
+                keras.Input(inputs.shape[1:]),
+                keras.layers.EinsumDense(equation, (None, 32), name="proj"),
+            ]
+        )
+        model.get_layer("proj").kernel.assign(kernel)
+        tt_model = tensorize(model, tt_rank=3, min_params=1, verbose=0)
+        [record] = data_aware_init(tt_model, model, inputs)
+        assert record.kept
+        results.append((record, tt_model.get_layer("proj").full_kernel()))
+    (canonical, first), (reordered, second) = results
+    assert reordered.error_after == pytest.approx(canonical.error_after, 1e-4)
+    np.testing.assert_allclose(second, first, rtol=1e-3, atol=1e-4)

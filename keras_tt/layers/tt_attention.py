@@ -119,8 +119,7 @@ def tt_projection(einsum_dense, spec) -> TTEinsumDense:
         dtype=einsum_dense.dtype_policy,
         trainable=einsum_dense.trainable,
     )
-    contracted = kernel_shape[: len(parts.contracted)]
-    layer.build((None,) * max(1, len(parts.prefix)) + contracted)
+    layer.build(parts.build_shape(kernel_shape))
     return layer
 
 

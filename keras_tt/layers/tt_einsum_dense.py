@@ -30,40 +30,116 @@ _EQUATION = re.compile(
 )
 
 
+def _permutation(order, spec):
+    """Positions in ``spec`` of the letters of ``order``; None if identity."""
+    perm = tuple(spec.index(c) for c in order)
+    return None if perm == tuple(range(len(perm))) else perm
+
+
 @dataclasses.dataclass(frozen=True)
 class EquationParts:
-    """An equation ``P C, C F -> P F`` split into its groups of axes.
+    """An `EinsumDense` equation that is a matrix product, by groups of axes.
+
+    The kernel is the matrix ``W`` of ``prod(contracted)`` rows and
+    ``prod(free)`` columns; the input, viewed with its kept axes first and
+    its contracted axes last, is multiplied by ``W``, and the result (kept
+    axes then free axes) is put in the output's order.
 
     Attributes:
-        prefix: the input axes carried to the output (``P``), ellipsis
-            excluded.
-        contracted: the trailing input axes summed with the leading kernel
-            axes (``C``).
-        free: the trailing kernel axes that end the output (``F``).
+        prefix: the input axes kept in the output (in input order),
+            ellipsis excluded.
+        contracted: the axes summed between input and kernel, in kernel
+            order (the rows of ``W``).
+        free: the kernel axes that go to the output, in kernel order (the
+            columns of ``W``).
         ellipsis: whether the equation starts its input and output with
             ``...``.
+        input_spec: the input axes as written, ellipsis excluded.
+        kernel_spec: the kernel axes as written.
+        output_spec: the output axes as written, ellipsis excluded.
     """
 
     prefix: str
     contracted: str
     free: str
     ellipsis: bool
+    input_spec: str = None
+    kernel_spec: str = None
+    output_spec: str = None
+
+    def __post_init__(self):
+        # Parts built from the four groups alone: the ordered equation.
+        for name, value in (
+            ("input_spec", self.prefix + self.contracted),
+            ("kernel_spec", self.contracted + self.free),
+            ("output_spec", self.prefix + self.free),
+        ):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+
+    @property
+    def input_permutation(self):
+        """Input axes (explicit ones) to kept + contracted; None if
+        already so."""
+        return _permutation(self.prefix + self.contracted, self.input_spec)
+
+    @property
+    def kernel_permutation(self):
+        """Kernel axes to contracted + free; None if already so."""
+        return _permutation(self.contracted + self.free, self.kernel_spec)
+
+    @property
+    def output_permutation(self):
+        """Kept + free axes to the output's order; None if already so."""
+        return _permutation(self.output_spec, self.prefix + self.free)
+
+    def kernel_sizes(self, kernel_shape):
+        """``(contracted sizes, free sizes)`` of a kernel of this shape."""
+        sizes = dict(zip(self.kernel_spec, (int(s) for s in kernel_shape)))
+        return (
+            tuple(sizes[c] for c in self.contracted),
+            tuple(sizes[c] for c in self.free),
+        )
+
+    def build_shape(self, kernel_shape):
+        """An input shape to build a layer with this kernel shape: the
+        contracted axes sized, the kept ones (and a batch axis for '...'
+        with no kept axis) None."""
+        sizes = dict(zip(self.kernel_spec, (int(s) for s in kernel_shape)))
+        shape = tuple(sizes.get(c) for c in self.input_spec)
+        if self.ellipsis and not self.prefix:
+            shape = (None,) + shape
+        return shape
 
 
 def parse_equation(equation) -> EquationParts:
-    """Split an `EinsumDense` equation that `TTEinsumDense` can express.
+    """Split an `EinsumDense` equation that is a matrix product.
 
-    The equation must contract the trailing axes of the input with the
-    leading axes of the kernel, in the same order, and produce the other
-    input axes followed by the other kernel axes: ``"abc,cd->abd"``,
-    ``"abc,cde->abde"``, ``"abcd,cde->abe"``, ``"...b,bc->...c"``. The
-    kernel is then a matrix (contracted axes x free axes). Anything else is
-    refused with the reason.
+    `TTEinsumDense` takes one input and one kernel where each input axis is
+    either kept (it appears in the output, not in the kernel) or contracted
+    (it appears in the kernel, not in the output), and each kernel axis is
+    either contracted or free (it appears in the output, not in the input).
+    The output holds the kept and the free axes in any order, and the axes
+    may come in any order in the input and the kernel: ``"abc,cd->abd"``,
+    ``"abcd,cde->abe"``, ``"abc,dc->abd"``, ``"...d,hd->...h"``, and
+    Gemma's projections ``"btd,ndh->btnh"``, ``"btnh,nhd->btd"``. The kernel
+    is then a matrix (contracted axes x free axes, each group in kernel
+    order). What is not a matrix product is refused with the reason: an
+    axis in the input, the kernel and the output (a batched kernel), an
+    input axis missing from the output and the kernel or a kernel axis
+    missing from the output and the input (a plain sum), repeated axes, no
+    contracted or no free axis, a '...' on one side only.
 
     Example:
 
     >>> parse_equation("abcd,cde->abe")
-    EquationParts(prefix='ab', contracted='cd', free='e', ellipsis=False)
+    EquationParts(prefix='ab', contracted='cd', free='e', ellipsis=False, \
+input_spec='abcd', kernel_spec='cde', output_spec='abe')
+    >>> parts = parse_equation("btd,ndh->btnh")
+    >>> parts.prefix, parts.contracted, parts.free
+    ('bt', 'd', 'nh')
+    >>> parts.kernel_permutation, parts.output_permutation
+    ((1, 0, 2), None)
     """
     received = equation
     if not isinstance(equation, str):
@@ -76,10 +152,11 @@ def parse_equation(equation) -> EquationParts:
     def refuse(reason):
         raise ValueError(
             f"Received an invalid value for `equation`: {reason} "
-            "`TTEinsumDense` handles equations that contract the trailing "
-            "input axes with the leading kernel axes, in order, and output "
-            "the other input axes then the other kernel axes (such as "
-            "'abc,cd->abd' or 'abcd,cde->abe'). "
+            "`TTEinsumDense` handles equations that are a matrix product: "
+            "each input axis kept (in the output, not the kernel) or "
+            "contracted (in the kernel, not the output), each kernel axis "
+            "contracted or free (in the output, not the input), in any "
+            "order (such as 'abc,cd->abd' or 'btd,ndh->btnh'). "
             f"Received: equation={received!r}"
         )
 
@@ -98,38 +175,48 @@ def parse_equation(equation) -> EquationParts:
     ):
         if len(set(spec)) != len(spec):
             refuse(f"the {name} repeats an axis;")
+    batched = [c for c in kernel if c in inputs and c in output]
+    if batched:
+        refuse(
+            f"axes {batched} appear in the input, the kernel and the output "
+            "(a batched kernel);"
+        )
+    summed = [c for c in inputs if c not in kernel and c not in output]
+    if summed:
+        refuse(
+            f"the input axes {summed} are in neither the kernel nor the "
+            "output (a plain sum over the input);"
+        )
+    summed = [c for c in kernel if c not in inputs and c not in output]
+    if summed:
+        refuse(
+            f"the kernel axes {summed} are in neither the input nor the "
+            "output (a plain sum over the kernel);"
+        )
+    unknown = [c for c in output if c not in inputs and c not in kernel]
+    if unknown:
+        refuse(
+            f"the output axes {unknown} are in neither the input nor the "
+            "kernel;"
+        )
     contracted = "".join(c for c in kernel if c in inputs)
     free = "".join(c for c in kernel if c not in inputs)
-    if any(c in output for c in contracted):
-        refuse(
-            f"axes {sorted(set(contracted) & set(output))} appear in the "
-            "input, the kernel and the output (a batched kernel);"
-        )
     if not contracted:
         refuse("no axis is contracted;")
     if not free:
         refuse("the kernel has no output axis;")
-    if kernel != contracted + free:
-        refuse(
-            f"the kernel '{kernel}' does not start with the contracted axes "
-            f"'{contracted}';"
-        )
-    if not inputs.endswith(contracted):
-        refuse(
-            f"the contracted axes '{contracted}' are not the trailing axes of "
-            f"the input '{inputs}', in the same order;"
-        )
-    prefix = inputs[: len(inputs) - len(contracted)]
-    if output != prefix + free:
-        refuse(
-            f"the output '{output}' is not the kept input axes '{prefix}' "
-            f"followed by the kernel's free axes '{free}';"
-        )
-    return EquationParts(prefix, contracted, free, bool(in_ellipsis))
+    prefix = "".join(c for c in inputs if c in output)
+    return EquationParts(
+        prefix, contracted, free, bool(in_ellipsis), inputs, kernel, output
+    )
 
 
 def _free_shape(output_shape, parts, name="output_shape"):
-    """Sizes of the free axes: the trailing entries of ``output_shape``."""
+    """Sizes of the free axes (kernel order), read from ``output_shape``.
+
+    As in `keras.layers.EinsumDense`, ``output_shape`` lines up with the end
+    of the output's axes.
+    """
     shape = (
         [output_shape]
         if isinstance(output_shape, numbers.Integral)
@@ -137,14 +224,16 @@ def _free_shape(output_shape, parts, name="output_shape"):
         if isinstance(output_shape, (list, tuple))
         else None
     )
-    if shape is None or len(shape) < len(parts.free):
+    offset = None if shape is None else len(shape) - len(parts.output_spec)
+    positions = [parts.output_spec.index(c) for c in parts.free]
+    if shape is None or offset + min(positions) < 0:
         raise ValueError(
             f"Received an invalid value for `{name}`, expected an integer or "
-            f"a sequence ending with the sizes of the {len(parts.free)} "
-            f"kernel output axes '{parts.free}'. Received: "
-            f"{name}={output_shape!r}"
+            "a sequence of the output sizes (without the batch axis) that "
+            f"covers the kernel output axes '{parts.free}' of the output "
+            f"'{parts.output_spec}'. Received: {name}={output_shape!r}"
         )
-    free = shape[len(shape) - len(parts.free) :]
+    free = [shape[offset + i] for i in positions]
     if not all(modes_lib.is_positive_int(s) for s in free):
         raise ValueError(
             f"Received an invalid value for `{name}`, expected positive "
@@ -158,20 +247,28 @@ def _free_shape(output_shape, parts, name="output_shape"):
 class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
     """`EinsumDense` with its kernel stored in TT-matrix format.
 
-    For equations of the form ``P C, C F -> P F``, which contract the
-    trailing input axes ``C`` with the leading kernel axes and output the
-    remaining input axes ``P`` followed by the kernel's free axes ``F``
-    (``"abc,cd->abd"``, ``"abc,cde->abde"``, ``"abcd,cde->abe"``: every
-    projection inside `keras.layers.MultiHeadAttention`), the kernel is a
-    matrix ``W`` of ``prod(C)`` rows and ``prod(F)`` columns, and the layer
-    computes what `keras.layers.EinsumDense` does,
+    For equations that are a matrix product (see
+    `keras_tt.layers.tt_einsum_dense.parse_equation`): each input axis is
+    kept (in the output, not in the kernel) or contracted (``C``, in the
+    kernel, not in the output), each kernel axis is contracted or free
+    (``F``, in the output, not in the input), the output holds the kept and
+    the free axes in any order, and the axes come in any order in the input
+    and the kernel. This covers every projection inside
+    `keras.layers.MultiHeadAttention` (``"abc,cde->abde"``,
+    ``"abcd,cde->abe"``) and keras_hub's Gemma and Llama attention
+    (``"btd,ndh->btnh"``, ``"bsd,kdh->bskh"``, ``"btnh,nhd->btd"``). The
+    kernel is a matrix ``W`` of ``prod(C)`` rows and ``prod(F)`` columns
+    (each group in kernel order), and the layer computes what
+    `keras.layers.EinsumDense` does,
 
         output = activation(einsum(equation, input, kernel) + bias),
 
     with ``W`` held as TT-cores as in `keras_tt.TTDense`: the input is
+    transposed to its kept axes then ``C`` (when it is not so already),
     reshaped to ``(-1, prod(C))``, multiplied by ``W`` through the chain of
-    `keras_tt.tt_matmul`, and reshaped to ``P + F``. Other equations are
-    refused with the reason.
+    `keras_tt.tt_matmul`, reshaped to the kept axes then ``F`` and
+    transposed to the output's order (again only when needed). Other
+    equations (a batched kernel, a plain sum) are refused with the reason.
 
     Modes, ranks and padding work as in `keras_tt.TTDense`; ``in_modes``
     factor ``prod(C)`` and ``out_modes`` factor ``prod(F)``. Variance-
@@ -181,8 +278,8 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
     Args:
         equation: the einsum equation, as for `keras.layers.EinsumDense`.
         output_shape: the output shape without the batch axis, as for
-            `keras.layers.EinsumDense`; its trailing entries give the sizes
-            of the free axes ``F``.
+            `keras.layers.EinsumDense`: it lines up with the end of the
+            output's axes and gives the sizes of the free axes ``F``.
         tt_rank: positive integer, the TT-rank of every inner bond, or a
             sequence of the ``d - 1`` inner ranks.
         in_modes: optional factors of ``prod(C)``.
@@ -209,6 +306,19 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
     (2, 5, 4, 16)
     >>> layer.in_modes, layer.out_modes, tuple(layer.bias.shape)
     ((4, 4, 2), (4, 4, 4), (4, 16))
+
+    A Gemma query projection, whose kernel has the heads axis first:
+
+    >>> import numpy as np
+    >>> query = keras_tt.TTEinsumDense("btd,ndh->btnh", (None, 4, 8),
+    ...                                tt_rank=4)
+    >>> x = np.random.default_rng(0).normal(size=(2, 5, 16))
+    >>> y = query(x)
+    >>> tuple(y.shape), query.full_kernel().shape
+    ((2, 5, 4, 8), (4, 16, 8))
+    >>> expected = np.einsum("btd,ndh->btnh", x, query.full_kernel())
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(y), expected, atol=1e-5))
+    True
     """
 
     def __init__(
@@ -282,17 +392,17 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
         """Shape of the bias, as `keras.layers.EinsumDense` gives it."""
         if not self.bias_axes:
             return None
-        free = self.parts.free
-        first = min(free.index(c) for c in self.bias_axes)
+        output = self.parts.output_spec
+        sizes = dict(zip(self.parts.free, self.free_shape))
+        first = min(output.index(c) for c in self.bias_axes)
         return tuple(
-            size if c in self.bias_axes else 1
-            for c, size in zip(free[first:], self.free_shape[first:])
+            sizes[c] if c in self.bias_axes else 1 for c in output[first:]
         )
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
-        num_c = len(self.parts.contracted)
-        explicit = len(self.parts.prefix) + num_c
+        parts = self.parts
+        explicit = len(parts.input_spec)
         if len(input_shape) < explicit or (
             not self.parts.ellipsis and len(input_shape) != explicit
         ):
@@ -302,7 +412,9 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
                 + (" or more" if self.parts.ellipsis else "")
                 + f". Received: input_shape={input_shape}"
             )
-        contracted = input_shape[len(input_shape) - num_c :]
+        # Explicit input axes line up with the end (after any '...').
+        position = {c: i - explicit for i, c in enumerate(parts.input_spec)}
+        contracted = [input_shape[position[c]] for c in parts.contracted]
         if not all(modes_lib.is_positive_int(s) for s in contracted):
             raise ValueError(
                 f"The contracted axes '{self.parts.contracted}' of the input "
@@ -323,19 +435,32 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(
             min_ndim=explicit,
             axes={
-                i - num_c: size for i, size in enumerate(self.contracted_shape)
+                position[c]: size
+                for c, size in zip(parts.contracted, self.contracted_shape)
             },
         )
 
     def full_kernel(self) -> np.ndarray:
-        """The kernel in `EinsumDense`'s shape ``C + F``, as NumPy."""
+        """The kernel as `EinsumDense` holds it (its axes in the equation's
+        kernel order), as NumPy."""
         self._check_built("full_kernel")
         matrix = self._full_matrix(self._core_arrays())
-        return matrix.reshape(self.contracted_shape + self.free_shape)
+        kernel = matrix.reshape(self.contracted_shape + self.free_shape)
+        perm = self.parts.kernel_permutation
+        if perm is not None:
+            kernel = np.transpose(kernel, np.argsort(perm))
+        return kernel
 
     def call(self, inputs):
         ops = keras.ops
         inputs = float_input(inputs, self.compute_dtype)
+        parts = self.parts
+        elided = len(inputs.shape) - len(parts.input_spec)
+        perm = parts.input_permutation
+        if perm is not None:
+            inputs = ops.transpose(
+                inputs, list(range(elided)) + [elided + p for p in perm]
+            )
         x = ops.reshape(inputs, (-1, self.input_dim))
         if self.padded_input_dim > self.input_dim:
             x = ops.pad(
@@ -346,6 +471,11 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
             y = y[:, : self.units]
         kept = leading_shape(inputs, len(self.contracted_shape))
         y = ops.reshape(y, kept + self.free_shape)
+        perm = parts.output_permutation
+        if perm is not None:
+            y = ops.transpose(
+                y, list(range(elided)) + [elided + p for p in perm]
+            )
         if self.bias is not None:
             y = ops.add(y, self.bias)
         if self.activation is not None:
@@ -353,8 +483,12 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
         return y
 
     def compute_output_shape(self, input_shape):
-        num_c = len(self.parts.contracted)
-        return tuple(input_shape[: len(input_shape) - num_c]) + self.free_shape
+        parts = self.parts
+        input_shape = tuple(input_shape)
+        elided = len(input_shape) - len(parts.input_spec)
+        sizes = dict(zip(parts.input_spec, input_shape[elided:]))
+        sizes.update(zip(parts.free, self.free_shape))
+        return input_shape[:elided] + tuple(sizes[c] for c in parts.output_spec)
 
     @classmethod
     def from_einsum_dense(
@@ -368,8 +502,9 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
     ) -> TTEinsumDense:
         """A `TTEinsumDense` initialised from a trained `EinsumDense` layer.
 
-        The kernel, viewed as a ``prod(C) x prod(F)`` matrix, is decomposed
-        by `keras_tt.tt_svd`; bias, activation, dtype policy, trainability
+        The kernel, transposed to its contracted then its free axes and
+        viewed as a ``prod(C) x prod(F)`` matrix, is decomposed by
+        `keras_tt.tt_svd`; bias, activation, dtype policy, trainability
         and name (unless ``name`` is given) are copied. The original layer
         is not modified. Arguments as in `keras_tt.TTDense.from_dense`.
 
@@ -463,7 +598,7 @@ def einsum_dense_to_tt(
         stacklevel=3,
     )
     kernel_shape = tuple(int(s) for s in layer.kernel.shape)
-    free_shape = kernel_shape[len(parts.contracted) :]
+    _, free_shape = parts.kernel_sizes(kernel_shape)
     new = TTEinsumDense(
         layer.equation,
         layer.partial_output_shape,
@@ -487,11 +622,7 @@ def einsum_dense_to_tt(
             f"{kernel_shape} whose output axes {free_shape} differ from its "
             f"`output_shape` {layer.partial_output_shape}."
         )
-    contracted = kernel_shape[: len(parts.contracted)]
-    build_shape = (None,) * len(parts.prefix) + contracted
-    if parts.ellipsis and not parts.prefix:
-        build_shape = (None,) + contracted
-    new.build(build_shape)
+    new.build(parts.build_shape(kernel_shape))
     new._assign_cores(result.decomposition.cores)
     if new.bias is not None:
         bias = keras.ops.convert_to_numpy(layer.bias)
@@ -499,9 +630,25 @@ def einsum_dense_to_tt(
     return new, result.decomposition
 
 
+def input_rows(parts, x) -> np.ndarray:
+    """A NumPy input as the rows ``W`` multiplies: its kept axes then its
+    contracted axes (kernel order), flattened to ``(-1, prod(C))``."""
+    x = np.asarray(x)
+    perm = parts.input_permutation
+    if perm is not None:
+        elided = x.ndim - len(parts.input_spec)
+        x = np.transpose(x, list(range(elided)) + [elided + p for p in perm])
+    rows = math.prod(x.shape[x.ndim - len(parts.contracted) :])
+    return x.reshape(-1, rows)
+
+
 def kernel_matrix(layer) -> np.ndarray:
-    """An `EinsumDense` kernel as a ``prod(C) x prod(F)`` NumPy matrix."""
+    """An `EinsumDense` kernel as a ``prod(C) x prod(F)`` NumPy matrix,
+    its rows the contracted axes and its columns the free axes, each group
+    in kernel order."""
     parts = parse_equation(layer.equation)
     array = float_matrix(layer.kernel)
+    if parts.kernel_permutation is not None:
+        array = np.transpose(array, parts.kernel_permutation)
     rows = math.prod(array.shape[: len(parts.contracted)])
-    return array.reshape(rows, -1)
+    return np.ascontiguousarray(array.reshape(rows, -1))

@@ -29,15 +29,14 @@ def expressible(layer) -> bool:
 def einsum_kernel_size(layer) -> tuple[int, int]:
     """``(rows, cols)`` of an `EinsumDense` kernel seen as a matrix."""
     parts = parse_equation(layer.equation)
-    shape = [int(s) for s in layer.kernel.shape]
-    num_c = len(parts.contracted)
-    return math.prod(shape[:num_c]), math.prod(shape[num_c:])
+    contracted, free = parts.kernel_sizes(layer.kernel.shape)
+    return math.prod(contracted), math.prod(free)
 
 
 class EinsumDenseConverter(LayerConverter):
     """`keras.layers.EinsumDense` -> `keras_tt.TTEinsumDense` for equations
-    that contract the trailing input axes with the leading kernel axes
-    (others are left alone)."""
+    that are a matrix product, in any axis order (others, such as batched
+    kernels, are left alone)."""
 
     kind = "EinsumDense"
 
