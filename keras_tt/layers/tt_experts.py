@@ -106,7 +106,15 @@ def tt_experts_class(base: type, attributes) -> type:
         }
         for attribute in attributes:
             namespace[attribute] = _property(attribute)
-        _CLASSES[key] = type(base.__name__, (TTExpertsMixin, base), namespace)
+        cls = type(base.__name__, (TTExpertsMixin, base), namespace)
+        # Saved under the base class's name: a model's config describes
+        # the dense experts layer, and loading changes it again.
+        from keras.src.saving import object_registration
+
+        object_registration.GLOBAL_CUSTOM_NAMES[cls] = (
+            keras.saving.get_registered_name(base)
+        )
+        _CLASSES[key] = cls
     return _CLASSES[key]
 
 

@@ -291,6 +291,14 @@ def _set_item(items, index, new) -> None:
 
 def _substitute_in_graph(function, old, new) -> int:
     count = 0
+    # The graph's own nodes are keyed by the id of their operation.
+    keys = getattr(function, "_nodes", None)
+    if isinstance(keys, set):
+        prefix = f"{id(old)}_ib-"
+        for key in [k for k in keys if isinstance(k, str)]:
+            if key.startswith(prefix):
+                keys.discard(key)
+                keys.add(f"{id(new)}_ib-{key[len(prefix) :]}")
     for nodes in getattr(function, "_nodes_by_depth", {}).values():
         for node in nodes:
             if node.operation is old:
