@@ -218,3 +218,31 @@ def test_litert_export(family, quantization, tmp_path):
     if quantization == "int8":
         assert report.quantized_tensors
         assert report.relative_error < 0.1
+
+
+def test_llm_zoo_table():
+    """Print the share reached and the compression at TT-rank 8, per family.
+
+    ``pytest tests/test_zoo_llm.py -k table -s`` prints the table the
+    decoder LLMs guide shows.
+    """
+    rows = [
+        "| family | parameters | reached by default | kinds | TT-rank 8 model |",
+        "|---|---:|---:|---|---:|",
+    ]
+    for family in FAMILIES:
+        backbone, tt = tensorized(family)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            small = keras_tt.tensorize(backbone, tt_rank=8, min_params=1, verbose=0)
+        report = small.tensorize_report
+        # The report's totals are the models' own parameter counts.
+        assert report.params_before == backbone.count_params()
+        assert report.params_after == small.count_params()
+        kinds = sorted({r.kind for r in tt.tensorize_report.layers})
+        rows.append(
+            f"| {family} | {backbone.count_params():,} | "
+            f"{_reached_share(backbone, tt):.1%} | {', '.join(kinds)} | "
+            f"{backbone.count_params() / small.count_params():.2f}x |"
+        )
+    print("\n" + "\n".join(rows))
