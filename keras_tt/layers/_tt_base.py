@@ -115,19 +115,17 @@ def _short(values, limit=8):
     return f"({head}, ...: {len(values)} entries)"
 
 
-def check_param_count(
-    num_params, dense_params, argument, value, what, allowed=None
-):
+def check_param_count(num_params, dense_params, argument, value, what):
     """Refuse weights that would hold more entries than they stand for.
 
     Called before any variable is created: ``num_params`` are the entries
     the weights would hold, ``dense_params`` those of the dense matrix they
     replace, ``what`` describes the weights for the message and
     ``argument``/``value`` the argument that sets their size. The limit is
-    `MAX_CORE_TO_DENSE` times ``dense_params`` (or ``allowed`` when given),
-    and never more than `MAX_CORE_PARAMS`.
+    `MAX_CORE_TO_DENSE` times ``dense_params``, and never more than
+    `MAX_CORE_PARAMS`.
     """
-    limit = MAX_CORE_TO_DENSE * dense_params if allowed is None else allowed
+    limit = MAX_CORE_TO_DENSE * dense_params
     if num_params <= min(limit, MAX_CORE_PARAMS):
         return
     if num_params > limit:
