@@ -86,6 +86,85 @@ def normalize_tt_rank(tt_rank):
     return tuple(int(r) for r in tt_rank)
 
 
+# The most entries the cores of one TT layer (or the factors of a low-rank
+# layer) may hold: 8 GiB of float32, and TFLite indexes tensors with 32-bit
+# integers.
+MAX_CORE_PARAMS = 2**31
+# Cores may hold at most this many times the entries of the dense matrix
+# they stand for. Ranks capped at `keras_tt.modes.max_tt_ranks` keep full-
+# rank cores of automatic modes within about 4.6 times the dense matrix
+# (padding and the size-1 cores of a convolution's chain included); only a
+# config that was damaged or edited asks for more.
+MAX_CORE_TO_DENSE = 8
+
+
+class _TooManyParamsError(ValueError):
+    """The `ValueError` of `check_param_count`.
+
+    Its own class so that `TTLayerMixin.from_config` can tell it from the
+    other errors of a layer's ``__init__``.
+    """
+
+
+def _short(values, limit=8):
+    """``values`` as a tuple for a message, elided past ``limit`` entries."""
+    values = tuple(values)
+    if len(values) <= limit:
+        return str(values)
+    head = ", ".join(str(v) for v in values[:limit])
+    return f"({head}, ...: {len(values)} entries)"
+
+
+def check_param_count(num_params, dense_params, argument, value, what):
+    """Refuse weights that would hold more entries than they stand for.
+
+    Called before any variable is created: ``num_params`` are the entries
+    the weights would hold, ``dense_params`` those of the dense matrix they
+    replace, ``what`` describes the weights for the message and
+    ``argument``/``value`` the argument that sets their size. The limit is
+    `MAX_CORE_TO_DENSE` times ``dense_params``, and never more than
+    `MAX_CORE_PARAMS`.
+    """
+    limit = MAX_CORE_TO_DENSE * dense_params
+    if num_params <= min(limit, MAX_CORE_PARAMS):
+        return
+    if num_params > limit:
+        bound = (
+            f"more than {MAX_CORE_TO_DENSE} times the {dense_params:,} of the "
+            "dense kernel they stand for"
+        )
+    else:
+        bound = (
+            f"more than the {MAX_CORE_PARAMS:,} (2**31) a layer of keras_tt "
+            "may hold"
+        )
+    raise _TooManyParamsError(
+        f"Received an invalid value for `{argument}`: {what} would hold "
+        f"{num_params:,} parameters, {bound}; if it comes from a saved "
+        f"model, the file may be damaged or edited. Received: "
+        f"{argument}={value!r}"
+    )
+
+
+def check_core_count(layout, tt_rank, argument="tt_rank"):
+    """Refuse a TT layout whose cores would be too large to create.
+
+    Every TT layer calls it before creating its cores (in `_add_cores`, and
+    earlier where the layout is known in ``__init__``), so a tampered
+    ``.keras`` file fails with this error instead of allocating. The
+    limits are those of `check_param_count`, against the ``input_dim x
+    units`` matrix of ``layout``.
+    """
+    check_param_count(
+        layout.num_params,
+        layout.input_dim * layout.units,
+        argument,
+        tt_rank,
+        f"cores of ranks {_short(layout.ranks)} over modes "
+        f"{_short(layout.in_modes)} x {_short(layout.out_modes)}",
+    )
+
+
 def check_given_modes(units, tt_rank, in_modes, out_modes):
     """Modes given to a dense TT layer, checked before the input is known.
 
@@ -105,6 +184,8 @@ def check_given_modes(units, tt_rank, in_modes, out_modes):
     layout = modes_lib.resolve_layout(
         probe_dim, units, tt_rank, in_modes, out_modes, warn=False
     )
+    if in_modes is not None and out_modes is not None:
+        check_core_count(layout, tt_rank)
     return (
         layout.in_modes if in_modes is not None else None,
         layout.out_modes if out_modes is not None else None,
@@ -240,7 +321,8 @@ class TTMatrixMixin:
         The modes and ranks come from the requested ones (``tt_rank`` and
         the modes given to ``__init__``) through
         `keras_tt.modes.resolve_layout`, which warns when it clamps ranks
-        that were chosen explicitly.
+        that were chosen explicitly; cores too large to create are refused
+        (`check_core_count`).
         """
         layout = modes_lib.resolve_layout(
             self.input_dim,
@@ -249,6 +331,7 @@ class TTMatrixMixin:
             self._given_in_modes,
             self._given_out_modes,
         )
+        check_core_count(layout, self.tt_rank)
         self.in_modes, self.out_modes = layout.in_modes, layout.out_modes
         self.tt_ranks = layout.ranks
         return layout
@@ -274,6 +357,22 @@ class TTMatrixMixin:
 
 class TTLayerMixin(TTMatrixMixin):
     """`TTMatrixMixin` plus the Keras 3 weight plumbing of the TT layers."""
+
+    @classmethod
+    def from_config(cls, config):
+        """The layer of ``config``; cores too large are a `ValueError`.
+
+        Keras turns any error of ``__init__`` into a ``TypeError`` about
+        deserialization; the size check of `check_core_count` is raised as
+        the ``ValueError`` it is, so that loading a damaged or edited file
+        says what is wrong with it.
+        """
+        try:
+            return super().from_config(config)
+        except TypeError as error:
+            if isinstance(error.__context__, _TooManyParamsError):
+                raise error.__context__ from None
+            raise
 
     @property
     def _compute_itemsize(self) -> int:
@@ -322,7 +421,11 @@ class TTLayerMixin(TTMatrixMixin):
         }
 
     def _add_cores(self, initializers, regularizer, constraint):
-        """Create the weights ``core_0`` ... ``core_{d-1}`` in `cores`."""
+        """Create the weights ``core_0`` ... ``core_{d-1}`` in `cores`.
+
+        The size of the cores is checked first (`check_core_count`).
+        """
+        check_core_count(self.layout, self.tt_rank)
         self.cores = [
             self.add_weight(
                 name=f"core_{k}",

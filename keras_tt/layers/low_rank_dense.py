@@ -6,6 +6,7 @@ import math
 
 import keras
 
+from keras_tt.layers._tt_base import check_param_count
 from keras_tt.modes import is_positive_int
 
 
@@ -93,6 +94,16 @@ class LowRankDense(keras.layers.Layer):
                 f"last dimension. Received: input_shape={input_shape}"
             )
         input_dim = int(input_dim)
+        # Factors of a rank above min(input_dim, units) add nothing; allow
+        # up to the factor-times-dense bound of the TT layers.
+        check_param_count(
+            self.rank * (input_dim + self.units),
+            input_dim * self.units,
+            "rank",
+            self.rank,
+            f"factors of rank {self.rank} for a {input_dim} x {self.units} "
+            "kernel",
+        )
         variance = 2.0 / (input_dim + self.units)
         limit = math.sqrt(3.0) * (variance / self.rank) ** 0.25
         initializer = keras.initializers.RandomUniform(-limit, limit)

@@ -47,6 +47,7 @@ from keras_tt.decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import assign_copy
+from keras_tt.layers._tt_base import check_core_count
 from keras_tt.layers._tt_base import check_given_modes
 from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import core_initializers
@@ -302,6 +303,7 @@ class BaseTTConv(TTLayerMixin, keras.layers.Layer):
             self._given_in_modes,
             self._given_out_modes,
         )
+        check_core_count(layout, self.tt_rank)
         self.in_modes = channel_layout.in_modes
         self.out_modes = channel_layout.out_modes
         self.kernel_rows = layout.input_dim

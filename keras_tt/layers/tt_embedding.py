@@ -20,6 +20,7 @@ from keras_tt.initializers import TTVarianceScaling
 from keras_tt.initializers import as_tt_initializer
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
+from keras_tt.layers._tt_base import check_core_count
 from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import core_initializers
 from keras_tt.layers._tt_base import leading_shape
@@ -142,6 +143,7 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
             warn=True,
             names=_NAMES,
         )
+        check_core_count(layout, tt_rank)
         super().__init__(**kwargs)
         self.input_dim = layout.input_dim
         self.output_dim = layout.units
