@@ -533,3 +533,25 @@ def test_tensorized_gemma_backbone_matches_at_full_rank(rng):
         atol=1e-5,
         rtol=1e-5,
     )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="LiteRT export runs on the TensorFlow backend only",
+)
+def test_untied_soft_capped_head_exports_to_litert(tmp_path, rng):
+    pytest.importorskip("ai_edge_litert")
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((4,), dtype="int32")
+    embedding = TTEmbedding(
+        60, 12, tt_rank=3, tie_weights=False, logit_soft_cap=2.0
+    )
+    model = keras.Model(ids, embedding(embedding(ids), reverse=True))
+    path = str(tmp_path / "m.tflite")
+    report = keras_tt.export_tflite(model, path, verbose=0)
+    assert report.relative_error < 1e-5
+    x = rng.integers(0, 60, size=(3, 4)).astype("int32")
+    hidden = _reference_matrix(embedding.cores, 60, 12)[x]
+    expected = _reference_logits(embedding, hidden)
+    got = keras_tt.export.TFLiteRunner(path).predict(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
