@@ -220,7 +220,9 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         self.reverse_tt_rank = None
         self.reverse_tt_ranks = None
         if not self.tie_weights:
-            if reverse_tt_rank is None:
+            # A rank taken over from `tt_rank` was warned about above.
+            explicit = reverse_tt_rank is not None
+            if not explicit:
                 reverse_tt_rank = tt_rank
             reverse_layout = modes_lib.resolve_layout(
                 self.input_dim,
@@ -228,7 +230,7 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
                 reverse_tt_rank,
                 vocab_modes,
                 embed_modes,
-                warn=True,
+                warn=explicit,
                 names=_NAMES,
             )
             self.reverse_tt_rank = normalize_tt_rank(reverse_tt_rank)
