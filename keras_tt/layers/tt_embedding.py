@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import keras
 import numpy as np
@@ -74,6 +75,21 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
     ``"uniform"``, ``0.05**2 / 3``); the core entries are then uniform. Any
     other initialiser is applied to each core as it is.
 
+    Output heads. ``call(x, reverse=True)`` turns hidden states
+    ``(..., output_dim)`` into logits ``(..., input_dim)``, as keras_hub's
+    ``ReversibleEmbedding`` does. With ``tie_weights=True`` (the default)
+    the logits are ``x @ table.T``, from the same cores. With
+    ``tie_weights=False`` the layer holds a second TT-matrix, the reverse
+    projection ``R`` of shape ``(output_dim, input_dim)`` (keras_hub's
+    ``reverse_embeddings``), and the logits are ``x @ R``. ``R`` is stored
+    as the TT-matrix of its transpose, ``input_dim x output_dim``, with the
+    table's vocab and embed modes: its cores ``reverse_cores`` have the
+    shapes ``(q_{k-1}, n_k, m_k, q_k)`` of the table's cores, with their own
+    ranks ``q_k`` (``reverse_tt_rank``), and ``x @ R`` is the TT-matrix
+    product with the cores' two middle axes swapped, as in the tied head.
+    Neither matrix is ever formed. With ``logit_soft_cap=c`` the logits of
+    either head become ``tanh(logits / c) * c``.
+
     Ids out of range. Negative ids count from the end of the vocabulary and
     ids outside ``[-input_dim, input_dim)`` behave as they do in
     `keras.layers.Embedding` on the same backend: on TensorFlow (CPU) and
@@ -96,6 +112,21 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         embeddings_constraint: constraint applied to each core.
         mask_zero: boolean, whether id 0 is a padding value to be masked
             out, as in `keras.layers.Embedding`.
+        tie_weights: boolean, whether ``call(x, reverse=True)`` projects
+            with the transposed table (``True``) or with a second TT-matrix
+            of its own (``False``, see "Output heads" above). Its cores are
+            initialised as the table's are, for a ``output_dim x input_dim``
+            matrix, and get no regulariser or constraint, as keras_hub's
+            ``reverse_embeddings``.
+        reverse_tt_rank: TT-rank of the reverse projection when
+            ``tie_weights=False``, in the form of ``tt_rank``; defaults to
+            ``tt_rank``.
+        logit_soft_cap: optional positive number ``c``; the reverse logits
+            become ``tanh(logits / c) * c``. Lookups are not affected.
+        reverse_dtype: optional floating dtype in which the reverse
+            projection runs (inputs and cores are cast to it, and the logits
+            come out in it), as in keras_hub's ``ReversibleEmbedding``;
+            defaults to the layer's compute dtype.
         **kwargs: base layer keyword arguments, such as ``name`` and
             ``dtype``.
 
@@ -104,7 +135,9 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         cast to ``int32``.
 
     Output shape:
-        ``(batch_size, ..., output_dim)``.
+        ``(batch_size, ..., output_dim)``; with ``reverse=True``, an input
+        ``(batch_size, ..., output_dim)`` gives ``(batch_size, ...,
+        input_dim)``.
 
     Example:
 
@@ -119,6 +152,16 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
     ((10, 10, 10), (4, 4, 4), (1, 8, 8, 1))
     >>> layer.num_core_params, round(layer.compression_ratio, 1)
     (3200, 20.0)
+
+    An untied, soft-capped output head (Gemma 2 caps its logits at 30):
+
+    >>> head = keras_tt.TTEmbedding(1000, 64, tt_rank=8,
+    ...                             tie_weights=False, logit_soft_cap=30.0)
+    >>> logits = head(keras.ops.ones((2, 64)), reverse=True)
+    >>> tuple(logits.shape), len(head.reverse_cores) == len(head.cores)
+    ((2, 1000), True)
+    >>> bool(keras.ops.max(keras.ops.abs(logits)) <= 30.0)
+    True
     """
 
     def __init__(
@@ -132,8 +175,26 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         embeddings_regularizer=None,
         embeddings_constraint=None,
         mask_zero=False,
+        tie_weights=True,
+        reverse_tt_rank=None,
+        logit_soft_cap=None,
+        reverse_dtype=None,
         **kwargs,
     ):
+        if not isinstance(tie_weights, (bool, np.bool_)):
+            raise ValueError(
+                "Received an invalid value for `tie_weights`, expected a "
+                f"boolean. Received: tie_weights={tie_weights!r}"
+            )
+        if reverse_tt_rank is not None and tie_weights:
+            raise ValueError(
+                "Received an invalid value for `reverse_tt_rank`, expected "
+                "None with tied weights (`tie_weights=True`): the reverse "
+                "projection is the table's transpose. "
+                f"Received: reverse_tt_rank={reverse_tt_rank!r}"
+            )
+        logit_soft_cap = _check_soft_cap(logit_soft_cap)
+        reverse_dtype = _check_reverse_dtype(reverse_dtype)
         layout = modes_lib.resolve_layout(
             input_dim,
             output_dim,
@@ -157,12 +218,34 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         self.vocab_modes = layout.in_modes
         self.embed_modes = layout.out_modes
         self.tt_ranks = layout.ranks
+        self.tie_weights = bool(tie_weights)
+        self.reverse_tt_rank = None
+        self.reverse_tt_ranks = None
+        if not self.tie_weights:
+            # A rank taken over from `tt_rank` was warned about above.
+            explicit = reverse_tt_rank is not None
+            if not explicit:
+                reverse_tt_rank = tt_rank
+            reverse_layout = modes_lib.resolve_layout(
+                self.input_dim,
+                self.output_dim,
+                reverse_tt_rank,
+                vocab_modes,
+                embed_modes,
+                warn=explicit,
+                names=_NAMES,
+            )
+            self.reverse_tt_rank = normalize_tt_rank(reverse_tt_rank)
+            self.reverse_tt_ranks = reverse_layout.ranks
+        self.logit_soft_cap = logit_soft_cap
+        self.reverse_dtype = reverse_dtype
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
         self.cores = []
+        self.reverse_cores = []
         self.autocast = False
 
     _layout_fields = ("input_dim", "output_dim", "vocab_modes", "embed_modes")
@@ -172,19 +255,68 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         """Columns of the TT-matrix: the product of `embed_modes`."""
         return self.padded_units
 
+    @property
+    def reverse_layout(self) -> modes_lib.TTLayout | None:
+        """The `keras_tt.modes.TTLayout` of the reverse projection's
+        transpose (``input_dim x output_dim``), or None with tied weights."""
+        if self.tie_weights:
+            return None
+        return modes_lib.TTLayout(
+            self.input_dim,
+            self.output_dim,
+            self.vocab_modes,
+            self.embed_modes,
+            self.reverse_tt_ranks,
+        )
+
+    @property
+    def num_core_params(self) -> int:
+        """Number of parameters held in the cores (of both TT-matrices when
+        the weights are untied)."""
+        params = self.layout.num_params
+        if not self.tie_weights:
+            params += self.reverse_layout.num_params
+        return params
+
+    @property
+    def compression_ratio(self) -> float:
+        """Dense size of the matrices held (the table, and the reverse
+        projection when untied) over the total core size."""
+        matrices = 1 if self.tie_weights else 2
+        dense = matrices * self.input_dim * self.output_dim
+        return dense / self.num_core_params
+
     # ------------------------------------------------------------------ build
 
     def build(self, input_shape=None):
         if self.built:
             return
         self._add_cores(
-            self._core_initializers(),
+            self._core_initializers(
+                self.input_dim, self.output_dim, self.tt_ranks
+            ),
             self.embeddings_regularizer,
             self.embeddings_constraint,
         )
+        if not self.tie_weights:
+            # The reverse matrix is output_dim x input_dim: its fans, as
+            # keras_hub's `reverse_embeddings` has them.
+            initializers_ = self._core_initializers(
+                self.output_dim, self.input_dim, self.reverse_tt_ranks
+            )
+            self.reverse_cores = [
+                self.add_weight(
+                    name=f"reverse_core_{k}",
+                    shape=shape,
+                    initializer=initializer,
+                )
+                for k, (shape, initializer) in enumerate(
+                    zip(self.reverse_layout.core_shapes, initializers_)
+                )
+            ]
         self.built = True
 
-    def _core_initializers(self):
+    def _core_initializers(self, fan_in, fan_out, ranks):
         init = self.embeddings_initializer
         variance = _distribution_variance(init)
         if as_tt_initializer(init) is None and variance is not None:
@@ -193,20 +325,20 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
             target = TTVarianceScaling(
                 scale=variance, mode="fan_in", seed=init.seed
             )
-            return core_initializers(target, 1, 1, self.tt_ranks)
-        return core_initializers(
-            init, self.input_dim, self.output_dim, self.tt_ranks
-        )
+            return core_initializers(target, 1, 1, ranks)
+        return core_initializers(init, fan_in, fan_out, ranks)
 
     # ------------------------------------------------------------------- call
 
     def call(self, inputs, reverse=False):
-        """Look up ``inputs``; with ``reverse=True``, ``inputs @ table.T``.
+        """Look up ``inputs``; with ``reverse=True``, project to logits.
 
-        The reverse mode serves weight-tied output heads (as keras_hub's
+        The reverse mode serves output heads (as keras_hub's
         ``ReversibleEmbedding`` does): a float tensor ``(..., output_dim)``
-        becomes logits ``(..., input_dim)``, by a TT-matrix product with the
-        transposed cores.
+        becomes logits ``(..., input_dim)``, ``inputs @ table.T`` with tied
+        weights and ``inputs @ R`` with untied ones, by a TT-matrix product
+        with the transposed cores, then soft-capped when `logit_soft_cap`
+        is set.
         """
         if reverse:
             return self._reverse(inputs)
@@ -260,21 +392,29 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
     def _reverse(self, inputs):
         ops = keras.ops
         inputs = ops.convert_to_tensor(inputs)
-        if not keras.backend.is_float_dtype(inputs.dtype):
-            inputs = ops.cast(inputs, self.compute_dtype)
+        dtype = self.compute_dtype
+        if self.reverse_dtype is not None:
+            dtype = self.reverse_dtype
+            inputs = ops.cast(inputs, dtype)
+        elif not keras.backend.is_float_dtype(inputs.dtype):
+            inputs = ops.cast(inputs, dtype)
         x = ops.reshape(inputs, (-1, self.output_dim))
         if self.padded_output_dim > self.output_dim:
             x = ops.pad(
                 x, [[0, 0], [0, self.padded_output_dim - self.output_dim]]
             )
         cores = [
-            ops.transpose(ops.cast(c, self.compute_dtype), (0, 2, 1, 3))
-            for c in self.cores
+            ops.transpose(ops.cast(c, dtype), (0, 2, 1, 3))
+            for c in (self.cores if self.tie_weights else self.reverse_cores)
         ]
         y = tt_matmul(x, cores, self.embed_modes, self.vocab_modes)
         if self.padded_input_dim > self.input_dim:
             y = y[:, : self.input_dim]
-        return ops.reshape(y, leading_shape(inputs) + (self.input_dim,))
+        y = ops.reshape(y, leading_shape(inputs) + (self.input_dim,))
+        if self.logit_soft_cap is not None:
+            cap = self.logit_soft_cap
+            y = ops.multiply(ops.tanh(ops.divide(y, cap)), cap)
+        return y
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
@@ -288,7 +428,10 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
 
     def compute_output_spec(self, inputs, reverse=False):
         shape = self.compute_output_shape(inputs.shape, reverse)
-        return keras.KerasTensor(shape, dtype=self.compute_dtype)
+        dtype = self.compute_dtype
+        if reverse and self.reverse_dtype is not None:
+            dtype = self.reverse_dtype
+        return keras.KerasTensor(shape, dtype=dtype)
 
     # ------------------------------------------------------------ the table
 
@@ -299,6 +442,19 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         """
         self.build()
         return self._full_matrix(self._core_arrays())
+
+    def full_reverse_embeddings(self) -> np.ndarray:
+        """The ``(output_dim, input_dim)`` matrix of the reverse projection.
+
+        ``call(x, reverse=True)`` is ``x @`` this matrix (before the soft
+        cap): the table's transpose with tied weights, keras_hub's
+        ``reverse_embeddings`` otherwise. Forms the whole matrix (NumPy).
+        """
+        self.build()
+        if self.tie_weights:
+            return self.full_table().T
+        cores = [keras.ops.convert_to_numpy(c) for c in self.reverse_cores]
+        return self._full_matrix(cores).T
 
     @classmethod
     def from_embedding(
@@ -319,9 +475,16 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         and applies to each core, with a warning. The `Embedding` layer is
         not modified.
 
+        A reversible embedding (keras_hub's or Keras's
+        ``ReversibleEmbedding``, recognised by its ``tie_weights``
+        attribute) keeps its ``tie_weights``, ``logit_soft_cap`` and
+        ``reverse_dtype``; with untied weights its ``reverse_embeddings``
+        get a TT-SVD of their own (of the transpose, with the same modes,
+        ``tt_rank`` and ``rel_error``).
+
         Args:
-            embedding_layer: a built `keras.layers.Embedding` (or a
-                keras_hub ``ReversibleEmbedding`` with tied weights).
+            embedding_layer: a built `keras.layers.Embedding`, or a
+                ``ReversibleEmbedding``.
             tt_rank: positive integer capping every inner TT-rank, or a
                 sequence of the ``d - 1`` inner ranks.
             rel_error: relative Frobenius error allowed,
@@ -375,8 +538,65 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
                 self.embeddings_constraint
             ),
             "mask_zero": self.mask_zero,
+            "tie_weights": self.tie_weights,
+            "reverse_tt_rank": (
+                None
+                if self.tie_weights
+                else _rank_for_config(
+                    self.reverse_tt_rank, self.reverse_tt_ranks
+                )
+            ),
+            "logit_soft_cap": self.logit_soft_cap,
+            "reverse_dtype": self.reverse_dtype,
         }
         return {**base_config, **config}
+
+
+def _rank_for_config(requested, ranks):
+    """A requested rank for a config: the ranks in use if they were clamped
+    (as `_config_tt_rank` does for ``tt_rank``)."""
+    inner = tuple(ranks[1:-1])
+    given = (
+        (requested,) * len(inner)
+        if isinstance(requested, numbers.Integral)
+        else tuple(requested)
+    )
+    if given != inner:
+        requested = inner
+    return list(requested) if isinstance(requested, tuple) else requested
+
+
+def _check_soft_cap(logit_soft_cap):
+    """``logit_soft_cap`` as a positive float, or None."""
+    if logit_soft_cap is None:
+        return None
+    if (
+        isinstance(logit_soft_cap, numbers.Real)
+        and not isinstance(logit_soft_cap, bool)
+        and math.isfinite(logit_soft_cap)
+        and logit_soft_cap > 0
+    ):
+        return float(logit_soft_cap)
+    raise ValueError(
+        "Received an invalid value for `logit_soft_cap`, expected None or a "
+        f"positive number. Received: logit_soft_cap={logit_soft_cap!r}"
+    )
+
+
+def _check_reverse_dtype(reverse_dtype):
+    """``reverse_dtype`` as a standard floating dtype name, or None."""
+    if reverse_dtype is None:
+        return None
+    try:
+        dtype = keras.backend.standardize_dtype(reverse_dtype)
+    except ValueError:
+        dtype = None
+    if dtype is None or not keras.backend.is_float_dtype(dtype):
+        raise ValueError(
+            "Received an invalid value for `reverse_dtype`, expected None or "
+            f"a floating dtype. Received: reverse_dtype={reverse_dtype!r}"
+        )
+    return dtype
 
 
 def _distribution_variance(initializer):
@@ -391,6 +611,19 @@ def _distribution_variance(initializer):
     return None
 
 
+def reverse_embeddings_of(layer):
+    """The untied ``(output_dim, input_dim)`` reverse matrix of a reversible
+    embedding, or None when ``layer`` projects with its own table.
+
+    keras_hub's and Keras's ``ReversibleEmbedding`` are recognised by duck
+    typing: a ``tie_weights`` attribute that is false, and the matrix in
+    ``reverse_embeddings``.
+    """
+    if getattr(layer, "tie_weights", True):
+        return None
+    return getattr(layer, "reverse_embeddings", None)
+
+
 def check_embedding_layer(layer, name="embedding_layer"):
     """Refuse what `TTEmbedding` cannot stand in for, with the reason."""
     check_trained_layer(layer, keras.layers.Embedding, name, weights="table")
@@ -399,17 +632,26 @@ def check_embedding_layer(layer, name="embedding_layer"):
             f"The Embedding layer '{layer.name}' has LoRA enabled; merge or "
             "disable it before compressing the table."
         )
-    if hasattr(layer, "tie_weights") and not layer.tie_weights:
+    if not getattr(layer, "tie_weights", True):
+        reverse = reverse_embeddings_of(layer)
+        expected = (int(layer.output_dim), int(layer.input_dim))
+        shape = None if reverse is None else tuple(reverse.shape)
+        if shape != expected:
+            raise ValueError(
+                f"The layer '{layer.name}' ({type(layer).__name__}) has "
+                "untied reverse embeddings (`tie_weights=False`), expected "
+                f"in `reverse_embeddings` with shape {expected}. Received: "
+                f"reverse_embeddings shape={shape}"
+            )
+    cap = getattr(layer, "logit_soft_cap", None)
+    try:
+        _check_soft_cap(cap)
+    except ValueError:
         raise ValueError(
-            f"The layer '{layer.name}' ({type(layer).__name__}) has untied "
-            "reverse embeddings, a second matrix that `TTEmbedding` does not "
-            "hold; only tied reversible embeddings can be converted."
-        )
-    if getattr(layer, "logit_soft_cap", None):
-        raise ValueError(
-            f"The layer '{layer.name}' ({type(layer).__name__}) soft-caps its "
-            "reverse logits, which `TTEmbedding` does not do."
-        )
+            f"The layer '{layer.name}' ({type(layer).__name__}) has a "
+            "`logit_soft_cap` that `TTEmbedding` cannot apply, expected None "
+            f"or a positive number. Received: logit_soft_cap={cap!r}"
+        ) from None
 
 
 def embedding_to_tt_embedding(
@@ -420,11 +662,14 @@ def embedding_to_tt_embedding(
     embed_modes=None,
     name=None,
     callback=None,
-) -> tuple[TTEmbedding, TTDecomposition]:
-    """A built `TTEmbedding` from an `Embedding` layer, and its TT-SVD.
+) -> tuple[TTEmbedding, tuple[TTDecomposition, ...]]:
+    """A built `TTEmbedding` from an `Embedding` layer, and its TT-SVDs.
 
     The work behind `TTEmbedding.from_embedding`, which `keras_tt.tensorize`
-    uses too; ``callback`` is passed to `keras_tt.tt_svd`.
+    uses too; ``callback`` is passed to `keras_tt.tt_svd`. The second item
+    holds one `TTDecomposition` per TT-matrix: the table's, then, for an
+    untied reversible embedding, that of the transposed reverse matrix
+    (same modes, same ``tt_rank`` and ``rel_error``).
     """
     check_embedding_layer(embedding_layer)
     result = decompose_for_layer(
@@ -437,6 +682,19 @@ def embedding_to_tt_embedding(
         layer_name=embedding_layer.name,
         names=_NAMES,
     )
+    reverse = reverse_embeddings_of(embedding_layer)
+    reverse_result = None
+    if reverse is not None:
+        reverse_result = decompose_for_layer(
+            float_matrix(reverse).T,
+            tt_rank=tt_rank,
+            rel_error=rel_error,
+            in_modes=vocab_modes,
+            out_modes=embed_modes,
+            callback=callback,
+            layer_name=embedding_layer.name,
+            names=_NAMES,
+        )
     vocab, width = result.layout.input_dim, result.layout.units
     regularizer = embedding_layer.embeddings_regularizer
     constraint = embedding_layer.embeddings_constraint
@@ -457,10 +715,23 @@ def embedding_to_tt_embedding(
         embeddings_regularizer=regularizer,
         embeddings_constraint=constraint,
         mask_zero=embedding_layer.mask_zero,
+        tie_weights=reverse is None,
+        reverse_tt_rank=(
+            None if reverse_result is None else reverse_result.tt_rank
+        ),
+        logit_soft_cap=getattr(embedding_layer, "logit_soft_cap", None),
+        reverse_dtype=getattr(embedding_layer, "reverse_dtype", None),
         name=name or embedding_layer.name,
         dtype=embedding_layer.dtype_policy,
         trainable=embedding_layer.trainable,
     )
     layer.build()
     layer._assign_cores(result.decomposition.cores)
-    return layer, result.decomposition
+    decompositions = (result.decomposition,)
+    if reverse_result is not None:
+        for variable, core in zip(
+            layer.reverse_cores, reverse_result.decomposition.cores
+        ):
+            variable.assign(keras.ops.cast(core, variable.dtype))
+        decompositions += (reverse_result.decomposition,)
+    return layer, decompositions
