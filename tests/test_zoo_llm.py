@@ -34,9 +34,6 @@ pytestmark = [
 ]
 
 FULL_RANK = 10**6
-# Mixture-of-experts families keep their experts in raw variables, which
-# no converter reaches yet.
-MOE = {"mixtral", "qwen_moe", "qwen3_moe", "gpt_oss"}
 _cache = {}
 
 
@@ -78,20 +75,7 @@ def _reached_share(backbone, tt):
     return reached / backbone.count_params()
 
 
-@pytest.mark.parametrize(
-    "family",
-    [
-        pytest.param(
-            f,
-            marks=pytest.mark.xfail(
-                reason="expert weights are raw variables", strict=True
-            ),
-        )
-        if f in MOE
-        else f
-        for f in FAMILIES
-    ],
-)
+@pytest.mark.parametrize("family", list(FAMILIES))
 def test_default_selection_reaches_95_percent(family):
     backbone, tt = tensorized(family)
     assert _reached_share(backbone, tt) >= 0.95
@@ -234,7 +218,9 @@ def test_llm_zoo_table():
         backbone, tt = tensorized(family)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            small = keras_tt.tensorize(backbone, tt_rank=8, min_params=1, verbose=0)
+            small = keras_tt.tensorize(
+                backbone, tt_rank=8, min_params=1, verbose=0
+            )
         report = small.tensorize_report
         # The report's totals are the models' own parameter counts.
         assert report.params_before == backbone.count_params()

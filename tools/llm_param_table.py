@@ -205,9 +205,10 @@ def kernels(config: LLMConfig) -> list[Kernel]:
             Kernel("ffn_up", "Dense", (h, f), n),
             Kernel("ffn_down", "Dense", (f, h), n),
         ]
-    # The pass takes a keras_hub ReversibleEmbedding only when it is tied to
-    # the head and has no logit soft cap (TTEmbedding's reverse call).
-    embedding_replaced = config.tied and not config.logit_soft_cap
+    # The pass converts every keras_hub ReversibleEmbedding (tied or not,
+    # soft-capped or not): the table, and an untied head as a second
+    # TT-matrix with the table's modes.
+    embedding_replaced = True
     result.append(
         Kernel(
             "token_embedding",
@@ -218,14 +219,14 @@ def kernels(config: LLMConfig) -> list[Kernel]:
         )
     )
     if not config.tied:
-        # The untied output projection: left dense, with its table.
+        # The untied output projection, stored transposed (vocab x hidden).
         result.append(
             Kernel(
                 "reverse_embeddings",
                 "Head",
-                (h, config.vocab),
+                (config.vocab, h),
                 1,
-                replaced=False,
+                replaced=True,
             )
         )
     return [
