@@ -211,7 +211,7 @@ def test_llm_zoo_table():
     decoder LLMs guide shows.
     """
     rows = [
-        "| family | parameters | reached by default | kinds | TT-rank 8 model |",
+        "| family | parameters | reached by default | kinds | TT-rank 8 |",
         "|---|---:|---:|---|---:|",
     ]
     for family in FAMILIES:
