@@ -166,3 +166,13 @@ def test_tampered_expert_specs_are_refused(tmp_path):
     _tamper(path, huge_ranks)
     with pytest.raises(ValueError, match="the file may be damaged or edited"):
         keras.saving.load_model(path)
+
+
+def test_target_ratio_holds_for_every_expert_weight():
+    tt = keras_tt.tensorize(
+        model_with_experts(), target_ratio=4, layers=["experts"], verbose=0
+    )
+    records = tt.tensorize_report.layers
+    assert {r.name for r in records} == {"experts/up", "experts/down"}
+    for record in records:
+        assert record.dense_params / record.tt_params >= 4

@@ -15,7 +15,6 @@ import dataclasses
 
 import keras
 
-from keras_tt import modes as modes_lib
 from keras_tt.layers._tt_base import assign_copy
 from keras_tt.layers.tt_attention import PROJECTIONS
 from keras_tt.layers.tt_attention import TTAttentionMixin
@@ -27,7 +26,7 @@ from keras_tt.tensorize._converters import LayerConverter
 from keras_tt.tensorize._converters import register_converter
 from keras_tt.tensorize._einsum_dense import einsum_kernel_size
 from keras_tt.tensorize._einsum_dense import expressible
-from keras_tt.tensorize._planning import rank_for_ratio
+from keras_tt.tensorize._planning import settings_rank_for_ratio
 
 
 def _projections(layer):
@@ -87,20 +86,8 @@ class MultiHeadAttentionConverter(LayerConverter):
             tt_rank = settings.get("tt_rank")
             if settings.get("target_ratio") is not None:
                 rows, cols = einsum_kernel_size(projection)
-                layout = modes_lib.resolve_layout(
-                    rows,
-                    cols,
-                    None,
-                    settings.get("in_modes"),
-                    settings.get("out_modes"),
-                )
-                tt_rank = rank_for_ratio(
-                    f"{layer.name}/{name}",
-                    rows,
-                    cols,
-                    layout.in_modes,
-                    layout.out_modes,
-                    settings["target_ratio"],
+                tt_rank = settings_rank_for_ratio(
+                    f"{layer.name}/{name}", rows, cols, settings
                 )
             new_projection, decomposition = einsum_dense_to_tt(
                 projection,

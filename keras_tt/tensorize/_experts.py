@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import keras
 
-from keras_tt import modes as modes_lib
 from keras_tt.layers.tt_experts import TTExpertsMixin
 from keras_tt.layers.tt_experts import expert_weights
 from keras_tt.layers.tt_experts import experts_to_tt
@@ -18,7 +17,7 @@ from keras_tt.report import LayerRecord
 from keras_tt.report import register_tt_layer
 from keras_tt.tensorize._converters import LayerConverter
 from keras_tt.tensorize._converters import register_converter
-from keras_tt.tensorize._planning import rank_for_ratio
+from keras_tt.tensorize._planning import settings_rank_for_ratio
 
 
 def _name(attribute: str) -> str:
@@ -84,25 +83,12 @@ class ExpertsConverter(LayerConverter):
         tt_rank = settings.get("tt_rank")
         if settings.get("target_ratio") is not None:
             # One rank for all the weights: the smallest any of them allows.
-            ranks = []
-            for name, rows, cols in self.kernels(layer):
-                layout = modes_lib.resolve_layout(
-                    rows,
-                    cols,
-                    None,
-                    settings.get("in_modes"),
-                    settings.get("out_modes"),
+            ranks = [
+                settings_rank_for_ratio(
+                    f"{layer.name}/{name}", rows, cols, settings
                 )
-                ranks.append(
-                    rank_for_ratio(
-                        f"{layer.name}/{name}",
-                        rows,
-                        cols,
-                        layout.in_modes,
-                        layout.out_modes,
-                        settings["target_ratio"],
-                    )
-                )
+                for name, rows, cols in self.kernels(layer)
+            ]
             tt_rank = min(ranks)
         change, decompositions = experts_to_tt(
             layer,

@@ -33,6 +33,25 @@ class Plan:
         return self.selected.node.converter
 
 
+def settings_rank_for_ratio(name, rows, cols, settings) -> int:
+    """`rank_for_ratio` of one kernel of a layer, for the layer's settings.
+
+    The modes are those the layer's ``in_modes``/``out_modes`` settings
+    resolve to for a ``rows x cols`` kernel (automatic when unset).
+    """
+    layout = modes_lib.resolve_layout(
+        rows, cols, None, settings.get("in_modes"), settings.get("out_modes")
+    )
+    return rank_for_ratio(
+        name,
+        rows,
+        cols,
+        layout.in_modes,
+        layout.out_modes,
+        settings["target_ratio"],
+    )
+
+
 def rank_for_ratio(name, rows, cols, in_modes, out_modes, target_ratio) -> int:
     """The largest uniform TT-rank compressing a kernel >= ``target_ratio``.
 
