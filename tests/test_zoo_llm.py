@@ -174,6 +174,14 @@ def test_a_causal_lm_loads_in_a_fresh_process(tmp_path):
     assert expected.shape == tt_tokens.shape
 
 
+def _fixed_length(backbone, length):
+    inputs = {
+        name: keras.Input((length,), dtype="int32", name=name)
+        for name in ("token_ids", "padding_mask")
+    }
+    return keras.Model(inputs, backbone(inputs))
+
+
 @pytest.mark.parametrize("quantization", [None, "int8"])
 @pytest.mark.parametrize("family", ["llama", "gemma", "qwen3"])
 def test_litert_export(family, quantization, tmp_path):
@@ -182,26 +190,28 @@ def test_litert_export(family, quantization, tmp_path):
     tt_backbone = keras_tt.tensorize(
         backbone, tt_rank=8, min_params=1, verbose=0
     )
-    length = 8
-    inputs = {
-        name: keras.Input((length,), dtype="int32", name=name)
-        for name in ("token_ids", "padding_mask")
-    }
-    model = keras.Model(inputs, tt_backbone(inputs))
-    data = token_ids(2, length)
-    report = keras_tt.export_tflite(
-        model,
-        tmp_path / f"{family}.tflite",
-        quantization=quantization,
-        representative_data=data if quantization else None,
-        validation_data=data,
-        verbose=False,
-    )
-    assert report.info.ops
+    data = token_ids(4, 8, seed=1)
+    calibration = token_ids(64, 8, seed=2)
+
+    def export(model, name):
+        return keras_tt.export_tflite(
+            _fixed_length(model, 8),
+            tmp_path / f"{name}.tflite",
+            quantization=quantization,
+            representative_data=calibration if quantization else None,
+            validation_data=data,
+            verbose=False,
+        )
+
+    # Float32: export_tflite itself fails unless LiteRT matches Keras.
+    report = export(tt_backbone, "tt")
+    assert report.info.ops and report.info.builtin_only
     assert np.isfinite(report.relative_error)
     if quantization == "int8":
         assert report.quantized_tensors
-        assert report.relative_error < 0.1
+        # int8 costs the TT decoder no more than it costs the dense one.
+        reference = export(backbone, "dense").relative_error
+        assert report.relative_error <= reference + 0.05
 
 
 def test_llm_zoo_table():
