@@ -80,14 +80,18 @@ def test_expert_matrix_puts_experts_beside_the_columns():
 
 def test_full_rank_equals_the_original_and_leaves_it_untouched():
     model = model_with_experts()
-    before = [w.numpy().copy() for w in model.weights]
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.weights]
     tt = keras_tt.tensorize(model, tt_rank=10**6, min_params=1, verbose=0)
-    np.testing.assert_allclose(tt(data()), model(data()), atol=2e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(tt(data())),
+        keras.ops.convert_to_numpy(model(data())),
+        atol=2e-5,
+    )
     layer = tt.get_layer("experts")
     assert isinstance(layer, TTExpertsMixin) and isinstance(layer, Experts)
     assert not isinstance(model.get_layer("experts"), TTExpertsMixin)
     for a, b in zip(model.weights, before):
-        np.testing.assert_array_equal(a.numpy(), b)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
     kinds = {r.name: r.kind for r in tt.tensorize_report.layers}
     assert kinds == {
         "proj": "Dense",
@@ -113,7 +117,9 @@ def test_low_rank_experts_match_an_independent_reference():
     h = np.maximum(np.einsum("th,ehm->etm", x, weights["up"]), 0)
     out = np.einsum("etm,emh->eth", h, weights["down"])
     expected = out.sum(axis=0)
-    np.testing.assert_allclose(layer(x), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-4, atol=1e-4
+    )
     assert max(change.specs["up"]["tt_ranks"]) == 3
     core_params = sum(int(np.prod(w.shape)) for w in layer.weights)
     assert core_params < 2 * EXPERTS * HIDDEN * FFN + EXPERTS
@@ -127,14 +133,24 @@ def test_keras_round_trip_and_training(tmp_path):
     tt.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded.get_layer("experts"), TTExpertsMixin)
-    np.testing.assert_allclose(loaded(data()), tt(data()), atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(data())),
+        keras.ops.convert_to_numpy(tt(data())),
+        atol=1e-6,
+    )
     assert loaded.count_params() == tt.count_params()
     # The cores train.
     loaded.compile(optimizer="sgd", loss="mse")
-    cores = [w.numpy().copy() for w in loaded.get_layer("experts").weights]
+    cores = [
+        keras.ops.convert_to_numpy(w).copy()
+        for w in loaded.get_layer("experts").weights
+    ]
     loaded.fit(data(), np.ones((5, HIDDEN)), epochs=1, verbose=0)
     after = loaded.get_layer("experts").weights
-    assert any(not np.allclose(a, b.numpy()) for a, b in zip(cores, after))
+    assert any(
+        not np.allclose(a, keras.ops.convert_to_numpy(b))
+        for a, b in zip(cores, after)
+    )
 
 
 def _tamper(path, edit):

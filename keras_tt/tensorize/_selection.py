@@ -102,7 +102,14 @@ def attribute_sublayers(layer):
         if isinstance(sub, keras.layers.Layer)
     ]
     where = {}
-    for attribute, value in vars(layer).items():
+    attributes = dict(vars(layer))
+    # On the PyTorch backend a layer is a `torch.nn.Module`, which keeps
+    # the sublayers set as attributes in its `_modules`.
+    modules = attributes.get("_modules")
+    if isinstance(modules, dict):
+        for name, value in modules.items():
+            attributes.setdefault(name, value)
+    for attribute, value in attributes.items():
         if attribute in _INTERNAL_ATTRIBUTES:
             continue
         if isinstance(value, keras.layers.Layer):

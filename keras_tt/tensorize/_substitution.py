@@ -105,7 +105,7 @@ def substitute_layers(copy, model, nodes, selected, replacements):
         target = copy_nodes[position[id(chosen.node)]]
         new_layer = replacements[id(chosen.layer)]
         steps = layer_path(target)
-        if hasattr(new_layer, "apply"):
+        if getattr(chosen.node.converter, "in_place", False):
             # A change made in place (experts weights), not a new layer.
             new_layer.apply(target.layer)
         elif not substitute(copy, target.layer, new_layer):
