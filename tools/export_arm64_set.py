@@ -19,12 +19,20 @@ Keras model's outputs ``keras0`` on them, and the export ``mode``) for:
 - ``sweep_d2`` ... ``sweep_d6``: one TTDense with 2 to 6 cores and odd
   modes, float32 and int8;
 - ``padded_1021``: 1021 -> 10 (1021 is prime, so the layer pads the input to
-  1024), float32 and int8.
+  1024), float32 and int8;
+- ``conv_same``: 16x16x8 images -> TTConv2D(16 filters, 3x3, TT-rank 4,
+  strides 1, same padding), float32 and int8;
+- ``conv_strided``: the same with strides 2 and valid padding, float32 and
+  int8;
+- ``tensorized_cnn``: a random 16x16x3 CNN (Conv2D 3x3 + BatchNormalization
+  + ReLU + max pooling, twice, global average pooling and a Dense head)
+  through `keras_tt.tensorize` at TT-rank 4, convolutions and head replaced,
+  float32 and int8.
 
 Inputs are MNIST test images when the IDX files are found
 (``$KERAS_TT_MNIST_DIR`` or ``shared/data/mnist`` beside the checkout), else
-uniform random images; other layers get random normal inputs. Seeds are
-fixed.
+uniform random images; other layers get random normal inputs (images for
+the convolutions). Seeds are fixed.
 """
 
 from __future__ import annotations
@@ -104,6 +112,54 @@ def tensorized_model():
     return keras_tt.tensorize(dense, tt_rank=16, verbose=0)
 
 
+def conv_layer(strides, padding):
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 8)),
+            keras_tt.TTConv2D(
+                16, 3, tt_rank=4, strides=strides, padding=padding
+            ),
+        ]
+    )
+
+
+def _randomise_batch_norm(model, seed):
+    """Moving statistics and affine weights away from the identity."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            size = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, size))
+            layer.beta.assign(rng.normal(0, 0.1, size))
+            layer.moving_mean.assign(rng.normal(0, 0.1, size))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, size))
+    return model
+
+
+def tensorized_cnn():
+    cnn = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(16, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(32, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    )
+    _randomise_batch_norm(_randomise(cnn, 30), 31)
+    tt = keras_tt.tensorize(cnn, tt_rank=4, min_params=256, verbose=0)
+    kinds = sorted(r.kind for r in tt.tensorize_report.layers)
+    if kinds != ["Conv2D 3x3", "Conv2D 3x3", "Dense"]:
+        raise RuntimeError(f"tensorize replaced {kinds} in the CNN")
+    return tt
+
+
 def single_layer(width, units, tt_rank, in_modes=None, out_modes=None):
     return keras.Sequential(
         [
@@ -176,6 +232,24 @@ def cases():
         "normal",
         [("float32", {}), ("int8", int8)],
     )
+    yield (
+        "conv_same",
+        lambda: _randomise(conv_layer(1, "same"), 21),
+        "normal",
+        [("float32", {}), ("int8", int8)],
+    )
+    yield (
+        "conv_strided",
+        lambda: _randomise(conv_layer(2, "valid"), 22),
+        "normal",
+        [("float32", {}), ("int8", int8)],
+    )
+    yield (
+        "tensorized_cnn",
+        tensorized_cnn,
+        "uniform",
+        [("float32", {}), ("int8", int8)],
+    )
 
 
 def main(argv):
@@ -188,12 +262,17 @@ def main(argv):
     for name, build, kind, exports in cases():
         start = time.perf_counter()
         model = build()
-        width = model.inputs[0].shape[-1]
+        shape = tuple(model.inputs[0].shape[1:])
+        seed = int(np.prod(shape))
         if kind == "mnist":
             calibration = images
+        elif kind == "uniform":
+            rng = np.random.default_rng(seed)
+            calibration = rng.uniform(size=(NUM_CALIBRATION, *shape))
+            calibration = calibration.astype("float32")
         else:
-            rng = np.random.default_rng(width)
-            calibration = rng.normal(size=(NUM_CALIBRATION, width))
+            rng = np.random.default_rng(seed)
+            calibration = rng.normal(size=(NUM_CALIBRATION, *shape))
             calibration = calibration.astype("float32")
         x = calibration[:NUM_CHECK]
         outputs = keras.ops.convert_to_numpy(model(x, training=False))

@@ -120,11 +120,9 @@ def substitute_layers(copy, model, nodes, selected, replacements):
 def _structure(node):
     """Where ``node`` sits, by position (generated names may differ)."""
     depth = len(list(node.ancestors()))
-    if isinstance(node.layer, keras.layers.InputLayer):
-        where = "input"
-    else:
-        where = node.access if node.access is not None else node.layer.name
-    return depth, where, type(node.layer)
+    # The layers of a Functional graph by position and class only: a model
+    # rebuilt from its config generates new names for unnamed layers.
+    return depth, node.access, type(node.layer)
 
 
 # ---------------------------------------------------------------- copying
