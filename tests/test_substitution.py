@@ -61,8 +61,15 @@ def test_paths_lead_back_to_each_layer():
     for node in nodes:
         assert follow_path(original, layer_path(node)) is node.layer
     steps = {n.path: layer_path(n) for n in nodes}
-    assert steps["blk/fc"] == [["layer", "blk"], ["attribute", "fc", None]]
-    assert steps["blk/s0"] == [["layer", "blk"], ["attribute", "stack", 0]]
+    position = original.layers.index(original.get_layer("blk"))
+    assert steps["blk/fc"] == [
+        ["layer", position, "blk"],
+        ["attribute", "fc", None],
+    ]
+    assert steps["blk/s0"] == [
+        ["layer", position, "blk"],
+        ["attribute", "stack", 0],
+    ]
     assert steps["blk/ha"][-1][0] == "tracked"
 
 

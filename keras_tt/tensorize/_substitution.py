@@ -315,8 +315,9 @@ def _substitute_in_graph(function, old, new) -> int:
 def layer_path(node) -> list:
     """The steps from the model to the layer of ``node``, to save.
 
-    Each step is ``["layer", name]`` (a layer of a Sequential or
-    Functional model), ``["attribute", name, index or None]`` (a sublayer
+    Each step is ``["layer", position, name]`` (a layer of a Sequential or
+    Functional model, by position: a model rebuilt from its config may
+    generate other names for its unnamed layers), ``["attribute", name, index or None]`` (a sublayer
     held in an attribute) or ``["tracked", position]`` (a tracked
     sublayer held elsewhere, such as in a dict).
     """
@@ -326,7 +327,12 @@ def layer_path(node) -> list:
     child = node
     for parent in node.ancestors():
         if is_graph_model(parent.layer):
-            steps.append(["layer", child.layer.name])
+            position = next(
+                i
+                for i, sub in enumerate(parent.layer.layers)
+                if sub is child.layer
+            )
+            steps.append(["layer", position, child.layer.name])
         elif child.access is not None and child.access[0] is not None:
             attribute, index = child.access
             steps.append(["attribute", attribute, index])
@@ -347,14 +353,16 @@ def follow_path(root, steps):
     for step in steps:
         kind = step[0]
         if kind == "layer":
-            matches = [sub for sub in layer.layers if sub.name == step[1]]
-            if not matches:
+            position = step[1]
+            layers = layer.layers
+            if not isinstance(position, int) or not 0 <= position < len(layers):
                 raise ValueError(
-                    f"The model '{layer.name}' has no layer named "
-                    f"{step[1]!r}; the saved substitution {steps!r} does not "
-                    "fit the model rebuilt from the file's config."
+                    f"The model '{layer.name}' has {len(layers)} layers; the "
+                    f"saved substitution {steps!r} needs layer {position!r}, "
+                    "so it does not fit the model rebuilt from the file's "
+                    "config."
                 )
-            layer = matches[0]
+            layer = layers[position]
         elif kind == "attribute":
             _, attribute, index = step
             value = getattr(layer, attribute, None)
