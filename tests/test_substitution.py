@@ -116,3 +116,30 @@ def test_tensorize_substitutes_train_and_round_trips(tmp_path):
     np.testing.assert_allclose(
         numpy_of(loaded(data())), numpy_of(tt(data())), atol=1e-5
     )
+
+
+def test_a_pass_failing_half_way_leaves_the_model_untouched(monkeypatch):
+    from keras_tt.tensorize._converters import DenseConverter
+
+    original = model()
+    before = [numpy_of(w).copy() for w in original.weights]
+    config = original.get_config()
+    calls = []
+    convert = DenseConverter.convert
+
+    def failing(self, layer, settings, callback):
+        calls.append(layer.name)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return convert(self, layer, settings, callback)
+
+    monkeypatch.setattr(DenseConverter, "convert", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        keras_tt.tensorize(original, tt_rank=4, min_params=0, verbose=0)
+    assert len(calls) == 3
+    assert original.get_config() == config
+    assert not any(
+        isinstance(layer, TTDense) for layer in original._flatten_layers()
+    )
+    for a, b in zip(original.weights, before):
+        np.testing.assert_array_equal(numpy_of(a), b)

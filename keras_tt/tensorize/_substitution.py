@@ -317,8 +317,9 @@ def layer_path(node) -> list:
 
     Each step is ``["layer", position, name]`` (a layer of a Sequential or
     Functional model, by position: a model rebuilt from its config may
-    generate other names for its unnamed layers), ``["attribute", name, index or None]`` (a sublayer
-    held in an attribute) or ``["tracked", position]`` (a tracked
+    generate other names for its unnamed layers),
+    ``["attribute", name, index or None]`` (a sublayer held in an
+    attribute) or ``["tracked", position]`` (a tracked
     sublayer held elsewhere, such as in a dict).
     """
     from keras_tt.tensorize._selection import is_graph_model
