@@ -43,8 +43,8 @@ import keras
 import numpy as np
 
 from keras_tt import calibration
-from keras_tt.decomposition import float_matrix
 from keras_tt.decomposition import tt_svd
+from keras_tt.layer_decomposition import float_matrix
 from keras_tt.layers import TTDense
 from keras_tt.layers import TTEinsumDense
 from keras_tt.layers import TTEmbedding

@@ -42,8 +42,8 @@ from keras_tt.contraction import check_contraction
 from keras_tt.contraction import choose_plan
 from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
-from keras_tt.decomposition import decompose_for_layer
-from keras_tt.decomposition import float_matrix
+from keras_tt.layer_decomposition import decompose_for_layer
+from keras_tt.layer_decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import assign_copy

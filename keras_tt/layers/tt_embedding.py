@@ -15,10 +15,10 @@ from keras_tt import modes as modes_lib
 from keras_tt.contraction import einsum
 from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
-from keras_tt.decomposition import decompose_for_layer
-from keras_tt.decomposition import float_matrix
 from keras_tt.initializers import TTVarianceScaling
 from keras_tt.initializers import as_tt_initializer
+from keras_tt.layer_decomposition import decompose_for_layer
+from keras_tt.layer_decomposition import float_matrix
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import check_core_count

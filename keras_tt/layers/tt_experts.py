@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from keras_tt.contraction import tt_kernel
-from keras_tt.decomposition import decompose_for_layer
+from keras_tt.layer_decomposition import decompose_for_layer
 
 _CLASSES: dict[type, type] = {}
 

@@ -24,10 +24,10 @@ import tf_keras
 from keras_tt import modes as modes_lib
 from keras_tt.contraction import contraction_plan
 from keras_tt.decomposition import TTDecomposition
-from keras_tt.decomposition import decompose_for_layer
-from keras_tt.decomposition import float_matrix
 from keras_tt.initializers import _TRUNCATED_NORMAL_STDDEV_CORRECTION
 from keras_tt.initializers import TTVarianceScaling
+from keras_tt.layer_decomposition import decompose_for_layer
+from keras_tt.layer_decomposition import float_matrix
 from keras_tt.layers._tt_base import TTMatrixMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import check_given_modes
