@@ -83,6 +83,7 @@ def time_plans(layer, batch, plans, min_seconds):
                 v, layer.cores, layer.in_modes, layer.out_modes, plan=p
             ),
             input_signature=[tf.TensorSpec(x.shape, tf.float32)],
+            autograph=False,
         )
         fns.append(lambda f=fn: f(x).numpy())
     return interleaved_median_seconds(

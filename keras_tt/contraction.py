@@ -30,6 +30,12 @@ then one matrix product. `choose_plan` picks, for a batch size, the plan
 with the lowest cost under `plan_cost`, an explicit model of the time of
 each einsum (a fixed cost per op, multiply-adds, and elements read and
 written), never materialising a merged core above a memory budget.
+
+LiteRT. Export traces models inside ``contraction_scope("litert")``: the
+plans are chosen under `LITERT_COSTS`, constants fitted to the LiteRT
+interpreter (XNNPACK, one thread), and every merge of cores is made to
+depend on the input (`anchor_to_input`), so that the converter computes
+merged cores and rebuilt kernels in the file instead of storing them.
 """
 
 from __future__ import annotations
@@ -235,7 +241,10 @@ def tt_matmul(
             the intermediate results for quantization-aware training.
         plan: optional `TTPlan` (see `choose_plan`): the runs of cores to
             merge first and the direction of the chain over the merged
-            cores. ``None`` runs the chain over the cores as they are.
+            cores. ``None`` runs the chain over the cores as they are,
+            except inside ``contraction_scope("litert")`` (LiteRT export),
+            where ``None`` (without ``after_step``) takes the plan
+            `choose_plan` picks for the static batch of ``x``.
 
     Returns:
         Tensor of shape ``(batch, m_1 * ... * m_d)``.
@@ -479,13 +488,15 @@ UNKNOWN_LITERT_BATCH = 1
 
 # The cost model, in seconds: every einsum costs a fixed overhead plus its
 # multiply-adds plus the elements it reads and writes (the state's
-# rearrangement, not the arithmetic, dominates long chains). Least-squares
-# fit (relative error) to TensorFlow graph-mode timings of 92 plans of five
-# layers (the benchmark layers, 4^5 and 2^10 at rank 8, 32x32) at batch 1
-# and 100, one thread of a shared x86-64 CPU; rounded.
-OP_SECONDS = 5e-5
-MAC_SECONDS = 1e-10
-ELEMENT_SECONDS = 2e-9
+# rearrangement, not the arithmetic, dominates long chains). Non-negative
+# least-squares fit (relative error) to TensorFlow graph-mode timings of
+# the candidate plans of three layers (VGG-16's fc6 at rank 4, 1024 x 1024
+# at rank 8, 768 x 768 at rank 16) at batch 1 and 100 or 128, TensorFlow's
+# default threads on a shared two-core x86-64 CPU
+# (`benchmarks/fit_plan_costs.py`); rounded.
+OP_SECONDS = 3e-4
+MAC_SECONDS = 4.2e-11
+ELEMENT_SECONDS = 2.9e-9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -773,7 +784,7 @@ def choose_plan(
         contraction: ``"auto"`` for the plan of least `plan_cost` among every
             way of merging neighbouring cores (both chain directions) that
             fits the memory budget; ``"chain"`` for the plain chain in the
-            direction with fewer multiply-adds (what export uses);
+            direction with fewer multiply-adds;
             ``"dense"`` to rebuild the kernel and do one matrix product.
         itemsize: bytes per element of the cores.
         memory_budget: largest merged tensor allowed, in bytes.
@@ -789,7 +800,7 @@ def choose_plan(
     'dense'
     >>> modes, ranks = (4, 8, 8, 4), (1, 8, 8, 8, 1)
     >>> choose_plan(modes, modes, ranks, batch=100).name
-    'merged 2+2, left_to_right'
+    'merged 2+2, right_to_left'
     >>> choose_plan(modes, modes, ranks, contraction="chain").name
     'chain, left_to_right'
     >>> choose_plan((2, 7, 8, 8, 7, 4), (4,) * 6, (1,) + (4,) * 5 + (1,),

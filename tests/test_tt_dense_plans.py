@@ -354,12 +354,12 @@ def test_graph_op_counts_are_pinned():
     auto = keras_tt.TTDense(4096, **vgg)
     auto.build((None, 25088))
     plan = auto.contraction_plan(1)
-    assert plan.name == "merged 2+1+1+2, right_to_left"
+    assert plan.name == "merged 2+2+2, right_to_left"
     counts = _op_types(auto, 1)
-    # 4 einsums in the chain and one per merge (2); no Squeeze: the merges'
+    # 3 einsums in the chain and one per merge (3); no Squeeze: the merges'
     # last reshapes drop the boundary ranks. Each merge reshapes its two
     # operands and its result.
-    assert counts["Einsum"] == 4 + 2
+    assert counts["Einsum"] == 3 + 3
     assert "Squeeze" not in counts
-    assert counts["Reshape"] == 5 + 2 * 3
-    assert sum(counts.values()) == 46
+    assert counts["Reshape"] == 4 + 3 * 3
+    assert sum(counts.values()) == 50

@@ -93,9 +93,14 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
             runs of neighbouring cores, or rebuilding the kernel and one
             matrix product, never materialising more than
             `keras_tt.contraction.DEFAULT_MEMORY_BUDGET` bytes of merged
-            cores. ``"chain"`` always runs the plain chain (the plan
-            exported to TFLite), ``"dense"`` always rebuilds the kernel.
-            The result is the same up to rounding.
+            cores. ``"chain"`` always runs the plain chain, ``"dense"``
+            always rebuilds the kernel. The result is the same up to
+            rounding. LiteRT export (`keras_tt.export_tflite`) keeps
+            ``"chain"`` and ``"dense"`` and gives ``"auto"`` the plan of
+            least cost under the LiteRT cost model
+            (`keras_tt.contraction.LITERT_COSTS`) for the exported shapes;
+            merged cores and rebuilt kernels are computed in the file from
+            the cores, so the file stays as small as the cores.
         **kwargs: base layer keyword arguments, such as ``name`` and
             ``dtype``.
 
