@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -58,7 +59,7 @@ def build_block(kind, tokens, part="block", seed=0):
 
     def split(t):
         return ops.transpose(
-            ops.reshape(t, (1, tokens, HEADS, head)), (0, 2, 1, 3)
+            ops.reshape(t, (-1, tokens, HEADS, head)), (0, 2, 1, 3)
         )
 
     q = split(_projection(kind, HIDDEN, "query")(inputs))
@@ -67,7 +68,7 @@ def build_block(kind, tokens, part="block", seed=0):
     scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / head**0.5
     context = ops.matmul(ops.softmax(scores, axis=-1), v)
     context = ops.reshape(
-        ops.transpose(context, (0, 2, 1, 3)), (1, tokens, HIDDEN)
+        ops.transpose(context, (0, 2, 1, 3)), (-1, tokens, HIDDEN)
     )
     x = inputs + _projection(kind, HIDDEN, "output")(context)
     if part == "block":
@@ -139,7 +140,7 @@ def run(tokens_list, modes, parts, min_seconds, folder):
                         plan_text,
                     ]
                 )
-                print("  " + " | ".join(rows[-1]), flush=True)
+                print("  " + " | ".join(map(str, rows[-1])), flush=True)
     headers = [
         "part",
         "tokens",
@@ -168,6 +169,8 @@ def main(argv=None):
     )
     parser.add_argument("--min-seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
+    # One token: the softmax over one key is 1, as it should be.
+    warnings.filterwarnings("ignore", message="You are using a softmax")
     folder = tempfile.mkdtemp(prefix="decoder_step_")
     try:
         table = run(

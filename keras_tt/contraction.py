@@ -330,7 +330,9 @@ def anchor_to_input(core, x):
     [1.0, 1.0, 1.0, 1.0]
     """
     ops = keras.ops
-    first = x[:1, :1]
+    # A scalar: the result keeps the core's static shape whatever is known
+    # of the batch.
+    first = ops.reshape(x[:1, :1], ())
     zero = ops.cast(ops.greater(first, first), core.dtype)
     return ops.add(core, zero)
 
