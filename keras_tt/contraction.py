@@ -309,7 +309,7 @@ def tt_matmul(
 
 def in_litert_scope() -> bool:
     """Whether this thread traces inside ``contraction_scope("litert")``."""
-    return getattr(_SCOPE, "contraction", None) == LITERT
+    return getattr(_SCOPE, "contraction", None) in _LITERT_SCOPES
 
 
 def anchor_to_input(core, x):
@@ -523,8 +523,13 @@ TENSORFLOW_COSTS = PlanCosts(OP_SECONDS, MAC_SECONDS, ELEMENT_SECONDS)
 # TRANSPOSE: fitted to the timings of `benchmarks/litert_plans.py`.
 LITERT_COSTS = PlanCosts(op=1.2e-5, mac=3.2e-11, element=6.7e-10)
 
-# The contraction `contraction_scope` uses while exporting to LiteRT.
+# The contractions `contraction_scope` uses while exporting to LiteRT: the
+# plans of `LITERT_COSTS`, or for a full-integer export the chain (its
+# cores are constant weights, quantised per channel; merged cores would be
+# activations, quantised per tensor), explicit plans kept in both.
 LITERT = "litert"
+LITERT_INT8 = "litert_int8"
+_LITERT_SCOPES = (LITERT, LITERT_INT8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -811,10 +816,11 @@ def choose_plan(
     """
     contraction = check_contraction(contraction)
     scoped = getattr(_SCOPE, "contraction", None)
-    if scoped == LITERT:
+    if scoped in _LITERT_SCOPES:
         # An explicit plan is kept; the rebuilt kernel is computed in the
         # file from the cores (see `anchor_to_input`), not stored.
-        contraction = LITERT if contraction == AUTO else contraction
+        auto = LITERT if scoped == LITERT else CHAIN
+        contraction = auto if contraction == AUTO else contraction
     elif scoped is not None:
         contraction = scoped
     limit = int(memory_budget) // int(itemsize)
@@ -841,7 +847,8 @@ def contraction_scope(contraction):
     (for a batch of `UNKNOWN_LITERT_BATCH` rows when it is not fixed),
     and every merge of cores is made to depend on the input (see
     `anchor_to_input`), so that the converter computes merged cores in the
-    file instead of storing them as constants.
+    file instead of storing them as constants. ``"litert_int8"``, for a
+    full-integer export, is the same with the chain for ``"auto"``.
 
     Example:
 
@@ -850,7 +857,7 @@ def contraction_scope(contraction):
     ...     choose_plan(modes, modes, ranks, batch=1000).is_chain
     True
     """
-    if contraction != LITERT:
+    if contraction not in _LITERT_SCOPES:
         check_contraction(contraction)
     previous = getattr(_SCOPE, "contraction", None)
     _SCOPE.contraction = contraction
