@@ -78,10 +78,11 @@ def build_block(kind, tokens, part="block", seed=0):
     return keras.Model(inputs, x, name=f"{kind}_{part}_{tokens}")
 
 
-def plans(model, tokens):
+def plans(model, tokens, mode):
     """``layer: plan`` of each TT layer as exported for ``tokens`` rows."""
     names = []
-    with C.contraction_scope(C.LITERT):
+    scope = C.LITERT_INT8 if mode == "int8" else C.LITERT
+    with C.contraction_scope(scope):
         for layer in model.layers:
             if isinstance(layer, TTDense):
                 names.append(
@@ -112,7 +113,7 @@ def run(tokens_list, modes, parts, min_seconds, folder):
                         verbose=0,
                     )
                     if kind == "tt":
-                        plan_text = plans(model, tokens)
+                        plan_text = plans(model, tokens, mode)
                     sizes[kind] = report.file_size
                     runner = TFLiteRunner(path, num_threads=1)
                     runner.set_inputs(x[:1])
