@@ -8,7 +8,9 @@ contraction plan the layer chose for that batch size. Each function is a
 graph mode and compiled by XLA (``jit_compile=True``). "train" is a full
 step: forward, backward and an SGD update of the layer's weights. The last
 row compares the TT layer in TF graph mode with the same layer exported to
-LiteRT (float32, XNNPACK), both at batch 1.
+LiteRT (float32, XNNPACK), both at batch 1. A last table times, for each
+layer and batch, the plan `contraction="auto"` chose against every other
+candidate plan in the same run (chosen / best; target <= 1.10).
 
 Absolute times depend on the machine and its load; the ratios are what to
 compare. The paper (CPU, 25088 -> 4096, TT-rank 4): 16.1 ms vs 1.2 ms at
@@ -161,6 +163,51 @@ def litert_row(threads, min_seconds):
     return t_graph, t_lite
 
 
+def plan_check(layer_names, min_seconds, limit=8):
+    """For each layer and batch: the chosen plan's forward time (TF graph)
+    over the best of the candidate plans, timed in the same run."""
+    from benchmarks.fit_plan_costs import candidate_plans
+    from benchmarks.fit_plan_costs import time_plans
+
+    rows = []
+    for name in layer_names:
+        title, input_dim, units, tt_kwargs = LAYERS[name]
+        layer = TTDense(units, **tt_kwargs)
+        layer.build((None, input_dim))
+        shape = (layer.in_modes, layer.out_modes, layer.tt_ranks)
+        for batch in BATCHES:
+            chosen = layer.contraction_plan(batch)
+            plans = candidate_plans(*shape, batch, limit)
+            if chosen not in plans:
+                plans.append(chosen)
+            times = dict(
+                zip(plans, time_plans(layer, batch, plans, min_seconds))
+            )
+            best = min(times, key=times.get)
+            ratio = times[chosen] / times[best]
+            rows.append(
+                [
+                    title,
+                    batch,
+                    chosen.name,
+                    f"{1e3 * times[chosen]:.3f}",
+                    best.name,
+                    f"{1e3 * times[best]:.3f}",
+                    f"{ratio:.2f}" + ("" if ratio <= 1.10 else "  (> 1.10)"),
+                ]
+            )
+    headers = [
+        "layer",
+        "batch",
+        "chosen plan",
+        "ms",
+        "best candidate",
+        "ms",
+        "chosen / best",
+    ]
+    return format_table(headers, rows)
+
+
 def _format_rows(rows, header=True):
     table = format_table(
         [
@@ -208,6 +255,11 @@ def main(argv=None):
         "--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS)
     )
     parser.add_argument("--no-litert", action="store_true")
+    parser.add_argument(
+        "--no-plan-check",
+        action="store_true",
+        help="skip timing the chosen plan against the other candidates",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -221,6 +273,9 @@ def main(argv=None):
             f"LiteRT {1e3 * t_lite:.3f} ms: TF graph / LiteRT = "
             f"{t_graph / t_lite:.2f}x"
         )
+    if not args.no_plan_check:
+        print("\nChosen plan against the best candidate (forward, TF graph)")
+        print(plan_check(args.layers, args.min_seconds / 2))
     print(
         f"\nTensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"{os.cpu_count()} CPUs, intra-op threads: "

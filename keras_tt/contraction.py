@@ -30,6 +30,12 @@ then one matrix product. `choose_plan` picks, for a batch size, the plan
 with the lowest cost under `plan_cost`, an explicit model of the time of
 each einsum (a fixed cost per op, multiply-adds, and elements read and
 written), never materialising a merged core above a memory budget.
+
+LiteRT. Export traces models inside ``contraction_scope("litert")``: the
+plans are chosen under `LITERT_COSTS`, constants fitted to the LiteRT
+interpreter (XNNPACK, one thread), and every merge of cores is made to
+depend on the input (`anchor_to_input`), so that the converter computes
+merged cores and rebuilt kernels in the file instead of storing them.
 """
 
 from __future__ import annotations
@@ -235,7 +241,10 @@ def tt_matmul(
             the intermediate results for quantization-aware training.
         plan: optional `TTPlan` (see `choose_plan`): the runs of cores to
             merge first and the direction of the chain over the merged
-            cores. ``None`` runs the chain over the cores as they are.
+            cores. ``None`` runs the chain over the cores as they are,
+            except inside ``contraction_scope("litert")`` (LiteRT export),
+            where ``None`` (without ``after_step``) takes the plan
+            `choose_plan` picks for the static batch of ``x``.
 
     Returns:
         Tensor of shape ``(batch, m_1 * ... * m_d)``.
@@ -257,18 +266,33 @@ def tt_matmul(
     ops = keras.ops
     groups = tuple((k, k + 1) for k in range(len(cores)))
     ranks = (1,) + tuple(int(c.shape[-1]) for c in cores)
+    litert = in_litert_scope()
+    if plan is None and litert and after_step is None:
+        rows = x.shape[0] if len(x.shape) == 2 else None
+        plan = choose_plan(
+            in_modes,
+            out_modes,
+            ranks,
+            batch=rows,
+            itemsize=_itemsize(cores[0]),
+        )
     if plan is not None:
         plan = _check_plan(plan, len(cores))
         direction, groups = plan.direction, plan.groups
         in_modes = plan.merged_modes(in_modes)
         out_modes = plan.merged_modes(out_modes)
         ranks = (1,) + tuple(ranks[b] for _, b in groups)
+    if plan is not None and plan.is_dense:
+        return rebuilt_matmul(x, cores)
     state = x
     for step in contraction_plan(in_modes, out_modes, ranks, direction):
         start, stop = groups[step.core_index]
         if stop - start > 1:
+            run = cores[start:stop]
+            if litert:
+                run = [anchor_to_input(core, x) for core in run]
             # The merge's last reshape also drops the boundary ranks.
-            core = merge_cores(cores[start:stop], step.squeeze_core_axes)
+            core = merge_cores(run, step.squeeze_core_axes)
         elif step.squeeze_core_axes:
             core = ops.squeeze(cores[start], axis=step.squeeze_core_axes)
         else:
@@ -283,6 +307,36 @@ def tt_matmul(
     return state
 
 
+def in_litert_scope() -> bool:
+    """Whether this thread traces inside ``contraction_scope("litert")``."""
+    return getattr(_SCOPE, "contraction", None) in _LITERT_SCOPES
+
+
+def anchor_to_input(core, x):
+    """``core`` plus an exact zero computed from ``x``.
+
+    ``x > x`` is false for every value, NaN included, so the result equals
+    ``core``; but it now depends on the model's input, so the TFLite
+    converter cannot constant-fold what is computed from it (a merged core
+    or the rebuilt kernel) into a large constant of the file. The cost is a
+    one-element comparison, a cast and an add over the core.
+
+    Example:
+
+    >>> import numpy as np
+    >>> core = np.ones((1, 2, 2, 1), "float32")
+    >>> x = np.array([[np.nan, 1.0]], "float32")
+    >>> keras.ops.convert_to_numpy(anchor_to_input(core, x)).ravel().tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    ops = keras.ops
+    # A scalar: the result keeps the core's static shape whatever is known
+    # of the batch.
+    first = ops.reshape(x[:1, :1], ())
+    zero = ops.cast(ops.greater(first, first), core.dtype)
+    return ops.add(core, zero)
+
+
 def _has_shape(tensor, shape):
     """Whether a ``(-1, width)`` reshape would leave ``tensor`` as it is."""
     return (
@@ -291,6 +345,11 @@ def _has_shape(tensor, shape):
         and len(tensor.shape) == 2
         and tensor.shape[1] == shape[1]
     )
+
+
+def _itemsize(tensor) -> int:
+    dtype = keras.backend.standardize_dtype(tensor.dtype)
+    return {"float16": 2, "bfloat16": 2, "float64": 8}.get(dtype, 4)
 
 
 def merge_cores(cores, drop_axes=()):
@@ -316,14 +375,28 @@ def merge_cores(cores, drop_axes=()):
     ops = keras.ops
     merged = cores[0]
     shape = tuple(int(v) for v in merged.shape)
+    two_d = in_litert_scope()
     for core in cores[1:]:
         r_first, n_done, m_done, rank = shape
         _, n, m, s = (int(v) for v in core.shape)
-        merged = einsum(
-            "apr,rnq->anpq",
-            ops.reshape(merged, (r_first * n_done, m_done, rank)),
-            ops.reshape(core, (rank, n, m * s)),
-        )
+        if two_d:
+            # One 2-D product and one 4-D transpose: LiteRT runs a
+            # broadcast 3-D BATCH_MATMUL far slower than FULLY_CONNECTED.
+            merged = einsum(
+                "pr,rq->pq",
+                ops.reshape(merged, (r_first * n_done * m_done, rank)),
+                ops.reshape(core, (rank, n * m * s)),
+            )
+            merged = ops.transpose(
+                ops.reshape(merged, (r_first * n_done, m_done, n, m * s)),
+                (0, 2, 1, 3),
+            )
+        else:
+            merged = einsum(
+                "apr,rnq->anpq",
+                ops.reshape(merged, (r_first * n_done, m_done, rank)),
+                ops.reshape(core, (rank, n, m * s)),
+            )
         shape = (r_first, n_done * n, m_done * m, s)
     if any(shape[axis] != 1 for axis in drop_axes):
         raise ValueError(
@@ -338,6 +411,61 @@ def merge_cores(cores, drop_axes=()):
 def tt_kernel(cores):
     """The ``(N, M)`` matrix the cores stand for, as a backend tensor."""
     return merge_cores(cores, drop_axes=(0, 3))
+
+
+def rebuilt_matmul(x, cores):
+    """``x @ W`` by rebuilding ``W`` from the cores, then one product.
+
+    Inside ``contraction_scope("litert")`` the cores are first made to
+    depend on ``x`` (`anchor_to_input`), so that the converter computes
+    the kernel in the file instead of storing it, and the kernel is
+    rebuilt transposed, ``(M, N)``, the layout of FULLY_CONNECTED's
+    weights: no transpose of the whole kernel before the product.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_tt.tt_matrix import full_matrix
+    >>> rng = np.random.default_rng(0)
+    >>> cores = [rng.normal(size=(1, 4, 2, 3)), rng.normal(size=(3, 8, 5, 1))]
+    >>> x = rng.normal(size=(6, 32))
+    >>> y = keras.ops.convert_to_numpy(rebuilt_matmul(x, cores))
+    >>> bool(np.allclose(y, x @ full_matrix(cores)))
+    True
+    """
+    if not in_litert_scope():
+        return einsum("an,nm->am", x, tt_kernel(cores))
+    ops = keras.ops
+    cores = [anchor_to_input(core, x) for core in cores]
+    split = rebuild_split(
+        [int(c.shape[1]) for c in cores],
+        [int(c.shape[2]) for c in cores],
+        (1,) + tuple(int(c.shape[-1]) for c in cores),
+    )
+    halves = [merge_cores(cores[:split]), merge_cores(cores[split:])]
+    kernel = tt_kernel(halves)
+    # A product with a computed kernel runs as BATCH_MATMUL, which XNNPACK
+    # takes. Followed by a constant bias, the converter would fuse both
+    # into a FULLY_CONNECTED with computed weights, which XNNPACK does not
+    # take (several times slower); an exact zero from the input between
+    # them keeps the BATCH_MATMUL.
+    return anchor_to_input(ops.matmul(x, kernel), x)
+
+
+def rebuild_split(in_modes, out_modes, ranks) -> int:
+    """Where LiteRT's kernel rebuild splits the cores: each half is merged
+    on its own, then one product and one transpose join them. The bond of
+    least rank, the most balanced halves among ties."""
+    d = len(in_modes)
+    if d == 1:
+        return 1
+    sizes = [n * m for n, m in zip(in_modes, out_modes)]
+
+    def key(k):
+        left, right = math.prod(sizes[:k]), math.prod(sizes[k:])
+        return ranks[k], abs(math.log(left / right))
+
+    return min(range(1, d), key=key)
 
 
 # ---------------------------------------------------------------- planning
@@ -356,15 +484,52 @@ DEFAULT_MEMORY_BUDGET = 16 * 2**20
 # `fit` traces its step with an unknown batch): Keras's default batch size.
 UNKNOWN_BATCH = 32
 
+# The same for a LiteRT export with a resizable batch: one row, the
+# on-device case (one sample, one decoded token).
+UNKNOWN_LITERT_BATCH = 1
+
 # The cost model, in seconds: every einsum costs a fixed overhead plus its
 # multiply-adds plus the elements it reads and writes (the state's
-# rearrangement, not the arithmetic, dominates long chains). Least-squares
-# fit (relative error) to TensorFlow graph-mode timings of 92 plans of five
-# layers (the benchmark layers, 4^5 and 2^10 at rank 8, 32x32) at batch 1
-# and 100, one thread of a shared x86-64 CPU; rounded.
-OP_SECONDS = 5e-5
-MAC_SECONDS = 1e-10
-ELEMENT_SECONDS = 2e-9
+# rearrangement, not the arithmetic, dominates long chains). Non-negative
+# least-squares fit (relative error) to TensorFlow graph-mode timings of
+# the candidate plans of three layers (VGG-16's fc6 at rank 4, 1024 x 1024
+# at rank 8, 768 x 768 at rank 16) at batch 1 and 100 or 128, TensorFlow's
+# default threads on a shared two-core x86-64 CPU
+# (`benchmarks/fit_plan_costs.py`); rounded.
+OP_SECONDS = 3e-4
+MAC_SECONDS = 4.2e-11
+ELEMENT_SECONDS = 2.9e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanCosts:
+    """The constants of `plan_cost`, in seconds.
+
+    Attributes:
+        op: fixed cost of one einsum.
+        mac: cost of one multiply-add.
+        element: cost of one element of the state read or written.
+    """
+
+    op: float
+    mac: float
+    element: float
+
+
+TENSORFLOW_COSTS = PlanCosts(OP_SECONDS, MAC_SECONDS, ELEMENT_SECONDS)
+
+# The same model for a LiteRT file run by the interpreter with XNNPACK on
+# one thread, where each einsum is a FULLY_CONNECTED (or BATCH_MATMUL) and a
+# TRANSPOSE: fitted to the timings of `benchmarks/litert_plans.py`.
+LITERT_COSTS = PlanCosts(op=1.2e-5, mac=3.2e-11, element=6.7e-10)
+
+# The contractions `contraction_scope` uses while exporting to LiteRT: the
+# plans of `LITERT_COSTS`, or for a full-integer export the chain (its
+# cores are constant weights, quantised per channel; merged cores would be
+# activations, quantised per tensor), explicit plans kept in both.
+LITERT = "litert"
+LITERT_INT8 = "litert_int8"
+_LITERT_SCOPES = (LITERT, LITERT_INT8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -482,13 +647,16 @@ def merged_core_elements(in_modes, out_modes, ranks, plan) -> int:
     return largest
 
 
-def plan_cost(in_modes, out_modes, ranks, plan, batch) -> float:
+def plan_cost(
+    in_modes, out_modes, ranks, plan, batch, costs=TENSORFLOW_COSTS
+) -> float:
     """Estimated seconds for one ``x @ W`` with ``batch`` rows.
 
-    Each einsum costs ``OP_SECONDS`` plus ``MAC_SECONDS`` per multiply-add
-    plus ``ELEMENT_SECONDS`` per element of the state it reads and writes.
+    Each einsum costs ``costs.op`` plus ``costs.mac`` per multiply-add plus
+    ``costs.element`` per element of the state it reads and writes.
     Merging cores costs the same per einsum but does not grow with the
-    batch; the chain over the merged cores does.
+    batch; the chain over the merged cores does. ``costs`` is a
+    `PlanCosts`: `TENSORFLOW_COSTS` (the default) or `LITERT_COSTS`.
 
     Example:
 
@@ -502,23 +670,41 @@ def plan_cost(in_modes, out_modes, ranks, plan, batch) -> float:
     ...     modes, modes, ranks, dense, 1000)
     True
     """
-    total = 0.0
-    for a, b in plan.groups:
-        for macs, elements in _merge_sizes(in_modes, out_modes, ranks, a, b):
-            total += (
-                OP_SECONDS + MAC_SECONDS * macs + ELEMENT_SECONDS * elements
-            )
+    ops, macs, elements = plan_terms(
+        in_modes, out_modes, ranks, plan, batch, tree=costs == LITERT_COSTS
+    )
+    return costs.op * ops + costs.mac * macs + costs.element * elements
+
+
+def plan_terms(in_modes, out_modes, ranks, plan, batch, tree=False):
+    """``(einsums, multiply-adds, elements)`` of one call: the terms that
+    `plan_cost` weighs, returned to fit its constants to timings. With
+    ``tree``, the dense plan rebuilds the kernel as LiteRT export does
+    (see `rebuilt_matmul`)."""
+    ops = macs = elements = 0
+    runs = plan.groups
+    if plan.is_dense and tree:
+        k = rebuild_split(in_modes, out_modes, ranks)
+        runs = ((0, k), (k, len(in_modes)))
+        n, m = math.prod(in_modes), math.prod(out_modes)
+        # Joining the halves: a product and a transpose of the kernel.
+        ops, macs, elements = 1, n * m * ranks[k], 2 * n * m
+    for a, b in runs:
+        for m, e in _merge_sizes(in_modes, out_modes, ranks, a, b):
+            ops, macs, elements = ops + 1, macs + m, elements + e
     merged_ranks = (1,) + tuple(ranks[b] for _, b in plan.groups)
-    for macs, elements in _step_sizes(
+    if plan.direction == LEFT_TO_RIGHT and len(plan.groups) > 1 and batch > 1:
+        # The first step of the left-to-right chain contracts the middle
+        # axis of ``(batch, n_1, rest)``: the input is transposed first.
+        elements += batch * math.prod(in_modes)
+    for m, e in _step_sizes(
         plan.merged_modes(in_modes),
         plan.merged_modes(out_modes),
         merged_ranks,
         plan.direction,
     ):
-        total += OP_SECONDS + batch * (
-            MAC_SECONDS * macs + ELEMENT_SECONDS * elements
-        )
-    return total
+        ops, macs, elements = ops + 1, macs + batch * m, elements + batch * e
+    return ops, macs, elements
 
 
 def _groupings(d):
@@ -568,6 +754,10 @@ def _choose_plan_cached(in_modes, out_modes, ranks, batch, contraction, limit):
                 "elements. Received: contraction='dense'"
             )
         return plan
+    costs = TENSORFLOW_COSTS
+    if contraction == LITERT:
+        costs = LITERT_COSTS
+        batch = UNKNOWN_LITERT_BATCH if batch is None else batch
     batch = UNKNOWN_BATCH if batch is None else batch
     best, best_cost = None, math.inf
     for groups in _groupings(d):
@@ -577,7 +767,7 @@ def _choose_plan_cached(in_modes, out_modes, ranks, batch, contraction, limit):
                 continue
             if merged_core_elements(in_modes, out_modes, ranks, plan) > limit:
                 continue
-            cost = plan_cost(in_modes, out_modes, ranks, plan, batch)
+            cost = plan_cost(in_modes, out_modes, ranks, plan, batch, costs)
             if cost < best_cost:
                 best, best_cost = plan, cost
     return best
@@ -601,7 +791,7 @@ def choose_plan(
         contraction: ``"auto"`` for the plan of least `plan_cost` among every
             way of merging neighbouring cores (both chain directions) that
             fits the memory budget; ``"chain"`` for the plain chain in the
-            direction with fewer multiply-adds (what export uses);
+            direction with fewer multiply-adds;
             ``"dense"`` to rebuild the kernel and do one matrix product.
         itemsize: bytes per element of the cores.
         memory_budget: largest merged tensor allowed, in bytes.
@@ -617,15 +807,22 @@ def choose_plan(
     'dense'
     >>> modes, ranks = (4, 8, 8, 4), (1, 8, 8, 8, 1)
     >>> choose_plan(modes, modes, ranks, batch=100).name
-    'merged 2+2, left_to_right'
+    'merged 2+2, right_to_left'
     >>> choose_plan(modes, modes, ranks, contraction="chain").name
     'chain, left_to_right'
     >>> choose_plan((2, 7, 8, 8, 7, 4), (4,) * 6, (1,) + (4,) * 5 + (1,),
     ...             batch=100).is_dense  # 411 MB: over the budget
     False
     """
+    contraction = check_contraction(contraction)
     scoped = getattr(_SCOPE, "contraction", None)
-    contraction = check_contraction(scoped or contraction)
+    if scoped in _LITERT_SCOPES:
+        # An explicit plan is kept; the rebuilt kernel is computed in the
+        # file from the cores (see `anchor_to_input`), not stored.
+        auto = LITERT if scoped == LITERT else CHAIN
+        contraction = auto if contraction == AUTO else contraction
+    elif scoped is not None:
+        contraction = scoped
     limit = int(memory_budget) // int(itemsize)
     return _choose_plan_cached(
         tuple(int(n) for n in in_modes),
@@ -645,8 +842,13 @@ def contraction_scope(contraction):
     """Force a contraction (``"auto"``, ``"chain"`` or ``"dense"``) on every
     `choose_plan` call in this thread, whatever the layers ask for.
 
-    Export traces models inside ``contraction_scope("chain")``: merged or
-    rebuilt cores would be folded into the file as constants.
+    ``"litert"`` is the scope LiteRT export traces models in: layers left
+    on ``"auto"`` get the plan of least `plan_cost` under `LITERT_COSTS`
+    (for a batch of `UNKNOWN_LITERT_BATCH` rows when it is not fixed),
+    and every merge of cores is made to depend on the input (see
+    `anchor_to_input`), so that the converter computes merged cores in the
+    file instead of storing them as constants. ``"litert_int8"``, for a
+    full-integer export, is the same with the chain for ``"auto"``.
 
     Example:
 
@@ -655,7 +857,8 @@ def contraction_scope(contraction):
     ...     choose_plan(modes, modes, ranks, batch=1000).is_chain
     True
     """
-    check_contraction(contraction)
+    if contraction not in _LITERT_SCOPES:
+        check_contraction(contraction)
     previous = getattr(_SCOPE, "contraction", None)
     _SCOPE.contraction = contraction
     try:

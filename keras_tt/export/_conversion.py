@@ -25,16 +25,25 @@ def input_specs(inputs, batch_size):
     ]
 
 
-def _chain_contraction():
-    """Trace TT layers as the chain of one op per core.
+def _litert_contraction(quantization=None):
+    """Trace TT layers with the plans chosen for LiteRT.
 
-    Any plan that merges cores would fold the merged (larger) weights into
-    the file as constants; the chain keeps the file as small as the cores.
+    Under ``contraction_scope("litert")`` each TT layer left on ``"auto"``
+    gets the plan (chain, merged cores or the rebuilt kernel and one
+    matmul) of least cost under the LiteRT cost model for its static
+    shapes, and merged cores are computed in the file from the cores, never
+    stored as constants: the file stays as small as the cores. A full-integer
+    export keeps the chain for ``"auto"`` layers: its constant cores are
+    quantised per channel, more accurately than computed merged cores.
     """
     from keras_tt import contraction
 
     scope = getattr(contraction, "contraction_scope", None)
-    return scope("chain") if scope else contextlib.nullcontext()
+    if scope is None:
+        return contextlib.nullcontext()
+    if quantization == "int8":
+        return scope(contraction.LITERT_INT8)
+    return scope(contraction.LITERT)
 
 
 class _DropMessage(logging.Filter):
@@ -54,7 +63,7 @@ def make_converter(model, specs, quantization, batches, io_dtype):
     def serve(*inputs):
         return model(_input_data.pack(model, inputs), training=False)
 
-    with _chain_contraction():
+    with _litert_contraction(quantization):
         concrete = serve.get_concrete_function()
     # Without a trackable object the converter freezes the variables into
     # constants, so MatMuls against them lower to FULLY_CONNECTED; with one,

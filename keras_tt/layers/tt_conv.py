@@ -38,8 +38,10 @@ from keras import activations
 
 from keras_tt import modes as modes_lib
 from keras_tt.contraction import UNKNOWN_BATCH
+from keras_tt.contraction import UNKNOWN_LITERT_BATCH
 from keras_tt.contraction import check_contraction
 from keras_tt.contraction import choose_plan
+from keras_tt.contraction import in_litert_scope
 from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.layer_decomposition import decompose_for_layer
@@ -364,7 +366,10 @@ class BaseTTConv(TTLayerMixin, keras.layers.Layer):
         flat = ops.reshape(x, (-1, width))
         pixels = None
         if None not in spatial:
-            batch = x.shape[0] or UNKNOWN_BATCH
+            unknown = UNKNOWN_BATCH
+            if in_litert_scope():
+                unknown = UNKNOWN_LITERT_BATCH
+            batch = x.shape[0] or unknown
             pixels = int(batch) * math.prod(spatial)
         ranks = (1,) + tuple(int(c.shape[-1]) for c in cores)
         plan = choose_plan(

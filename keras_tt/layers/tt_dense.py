@@ -8,9 +8,12 @@ import keras
 from keras import activations
 
 from keras_tt import modes as modes_lib
+from keras_tt.contraction import anchor_to_input
 from keras_tt.contraction import check_contraction
 from keras_tt.contraction import choose_plan
 from keras_tt.contraction import einsum
+from keras_tt.contraction import in_litert_scope
+from keras_tt.contraction import rebuilt_matmul
 from keras_tt.contraction import tt_kernel
 from keras_tt.contraction import tt_matmul
 from keras_tt.decomposition import TTDecomposition
@@ -90,9 +93,14 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
             runs of neighbouring cores, or rebuilding the kernel and one
             matrix product, never materialising more than
             `keras_tt.contraction.DEFAULT_MEMORY_BUDGET` bytes of merged
-            cores. ``"chain"`` always runs the plain chain (the plan
-            exported to TFLite), ``"dense"`` always rebuilds the kernel.
-            The result is the same up to rounding.
+            cores. ``"chain"`` always runs the plain chain, ``"dense"``
+            always rebuilds the kernel. The result is the same up to
+            rounding. LiteRT export (`keras_tt.export_tflite`) keeps
+            ``"chain"`` and ``"dense"`` and gives ``"auto"`` the plan of
+            least cost under the LiteRT cost model
+            (`keras_tt.contraction.LITERT_COSTS`) for the exported shapes;
+            merged cores and rebuilt kernels are computed in the file from
+            the cores, so the file stays as small as the cores.
         **kwargs: base layer keyword arguments, such as ``name`` and
             ``dtype``.
 
@@ -299,17 +307,24 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
             x = ops.reshape(inputs, (-1, self.input_dim))
         leading = tuple(inputs.shape[:-1])
         batch = None if None in leading else math.prod(leading)
+        litert = in_litert_scope()
+        if litert and batch is None and len(leading) > 1:
+            # A resizable batch of sequences: plan for one sequence.
+            batch = math.prod(v for v in leading if v is not None)
         plan = self.contraction_plan(batch)
         cores = self.cores
-        if plan.is_dense:
+        padded = (self.padded_input_dim, self.padded_units) != (
+            self.input_dim,
+            self.units,
+        )
+        if plan.is_dense and not padded:
+            y = rebuilt_matmul(x, cores)
+        elif plan.is_dense:
+            if litert:
+                cores = [anchor_to_input(core, x) for core in cores]
             # Padding folded into the kernel: its extra rows and columns are
             # sliced off instead of padding the input.
-            kernel = tt_kernel(cores)
-            if (self.padded_input_dim, self.padded_units) != (
-                self.input_dim,
-                self.units,
-            ):
-                kernel = kernel[: self.input_dim, : self.units]
+            kernel = tt_kernel(cores)[: self.input_dim, : self.units]
             y = einsum("an,nm->am", x, kernel)
         else:
             if self.padded_input_dim > self.input_dim:
