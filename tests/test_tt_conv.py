@@ -86,7 +86,19 @@ def test_full_rank_from_conv_equals_conv2d(
         else (2, c_in, 13, 11)
     )
     x = rng.standard_normal(shape).astype("float32")
-    expected = _np(conv(x))
+    conv.build(shape)
+    if data_format == "channels_last":
+        expected = _np(conv(x))
+    else:
+        # TensorFlow's CPU Conv2D runs only NHWC with a dilation: the
+        # reference is the channels-last convolution with the same weights.
+        reference = keras.layers.Conv2D.from_config(
+            {**conv.get_config(), "data_format": "channels_last"}
+        )
+        reference.build((2, 13, 11, c_in))
+        reference.set_weights(conv.get_weights())
+        expected = _np(reference(np.transpose(x, (0, 2, 3, 1))))
+        expected = np.transpose(expected, (0, 3, 1, 2))
     tt = TTConv2D.from_conv(conv, tt_rank=FULL)
     np.testing.assert_allclose(
         tt.full_kernel(), _np(conv.kernel), rtol=1e-5, atol=1e-5
