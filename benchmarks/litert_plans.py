@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.fit_plan_costs import candidate_plans  # noqa: E402
 from benchmarks.timing import format_table  # noqa: E402
 from benchmarks.timing import interleaved_median_seconds  # noqa: E402
 from keras_tt import TTDense  # noqa: E402
@@ -69,30 +70,6 @@ class PlanDense(keras.layers.Layer):
         return y + tt.bias
 
 
-def candidate_plans(in_modes, out_modes, ranks, limit=12):
-    """Every plan that fits the memory budget, cheapest first under the
-    TensorFlow model; at most ``limit`` of them, the two chains and the
-    rebuilt kernel always included."""
-    d = len(in_modes)
-    budget = C.DEFAULT_MEMORY_BUDGET // 4
-    plans = []
-    for groups in C._groupings(d):
-        for direction in (C.LEFT_TO_RIGHT, C.RIGHT_TO_LEFT):
-            plan = C.TTPlan(groups, direction)
-            if plan.is_dense and direction == C.RIGHT_TO_LEFT:
-                continue
-            size = C.merged_core_elements(in_modes, out_modes, ranks, plan)
-            if size > budget:
-                continue
-            plans.append(plan)
-    keep = [p for p in plans if p.is_chain or p.is_dense]
-    rest = sorted(
-        (p for p in plans if p not in keep),
-        key=lambda p: C.plan_cost(in_modes, out_modes, ranks, p, 1),
-    )
-    return keep + rest[: max(0, limit - len(keep))]
-
-
 def convert(model, batch):
     inputs = _input_data.model_inputs(model)
     specs = _conversion.input_specs(inputs, batch)
@@ -110,7 +87,7 @@ def measure(name, min_seconds, folder, limit):
         [inputs, keras.layers.Dense(units, bias_initializer="random_normal")]
     )
     shape = (tt.in_modes, tt.out_modes, tt.tt_ranks)
-    plans = candidate_plans(*shape, limit=limit)
+    plans = candidate_plans(*shape, batch=1, limit=limit)
     samples = []
     for rows in row_counts:
         x = np.random.default_rng(1).normal(size=(rows, input_dim))
