@@ -8,8 +8,8 @@ This script starts from the same trained dense model and the same TT
 table and compares, in one run:
 
 * **uniform rank + fit** (the baseline of `langid.py`): plain TT-SVD
-  cores, fine-tuned on the labels for ``finetune_epochs`` epochs at the
-  better of `langid.FINETUNE_RATES` on validation;
+  cores, fine-tuned on the labels for ``finetune_epochs`` (3) epochs at
+  Adam 3e-3, the rate `langid.py` chose on validation;
 * **the recovery recipe**: frequency-weighted TT-SVD of the table
   (`keras_tt.data_aware.data_aware_init`: the error of a row counts as
   often as its n-grams occur in the training words) when it validates
@@ -107,17 +107,18 @@ class Config:
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-# The configurations tried on validation, in the order they were added.
+# The configurations tried on validation, in the order they were run (on
+# a 2-core machine shared with other jobs each epoch took minutes, which
+# bounded how many could be tried).
 CONFIGS = (
-    Config("svd", 3e-3, 3, alpha=1.0),
-    Config("data-aware", 3e-3, 3, alpha=1.0),
-    Config("svd", 3e-3, 3, 2.0, 0.5),
     Config("data-aware", 3e-3, 3, 2.0, 0.5),
-    Config("data-aware", 3e-3, 3, 4.0, 0.5),
-    Config("data-aware", 1e-2, 3, 2.0, 0.5),
-    Config("data-aware", 3e-3, 3, 2.0, 0.5, train="cores"),
-    Config("data-aware", 1e-2, 8, 2.0, 0.5, schedule="cosine"),
+    Config("data-aware", 5e-3, 8, 2.0, 0.5, schedule="cosine"),
+    Config("svd", 3e-3, 3, 2.0, 0.5),
+    Config("data-aware", 3e-3, 3, alpha=1.0),
 )
+# Plain fit after plain TT-SVD (langid.py's fine-tuning): at the rate
+# langid.py chose on validation among its FINETUNE_RATES (3e-3 over 1e-2).
+BASELINE_RATES = (3e-3,)
 QUICK_CONFIGS = (
     Config("svd", 3e-3, 1, alpha=1.0),
     Config("data-aware", 3e-3, 1, 2.0, 0.5),
@@ -288,7 +289,7 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick=False, cache=None):
     # The baseline of langid.py: plain fit at each of its rates.
     rows = []
     baseline = []
-    for rate in base.FINETUNE_RATES:
+    for rate in BASELINE_RATES:
         config = Config("svd", rate, settings["finetune_epochs"], alpha=1.0)
         baseline.append(config)
     tried = list(baseline) + [c for c in configs if c not in baseline]
