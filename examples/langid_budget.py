@@ -354,6 +354,14 @@ def run_study(data_path=None, out_dir=DEFAULT_OUT, quick=False, cache=None):
     best_recipe = chosen(recipes)
     if not same_epochs or best_recipe != picks[-1][2]:
         picks.append(("Recipe (best on validation)", "recipe", best_recipe))
+    # The control: plain TT-SVD and plain fit with the recipe's schedule.
+    control = dataclasses.replace(
+        best_recipe, init="svd", alpha=1.0, temperature=Config.temperature
+    )
+    if control in results and control not in baseline:
+        picks.append(
+            ("Uniform TT-rank + fit, the recipe's schedule", "control", control)
+        )
 
     rows.append(
         dict(
