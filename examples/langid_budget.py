@@ -115,6 +115,8 @@ CONFIGS = (
     Config("data-aware", 5e-3, 8, 2.0, 0.5, schedule="cosine"),
     # The same schedule without the recipe: is it just the longer run?
     Config("svd", 5e-3, 8, alpha=1.0, schedule="cosine"),
+    # ... and with the data-aware init but no teacher.
+    Config("data-aware", 5e-3, 8, alpha=1.0, schedule="cosine"),
 )
 # Plain fit after plain TT-SVD (langid.py's fine-tuning): at the rate
 # langid.py chose on validation among its FINETUNE_RATES (3e-3 over 1e-2).
