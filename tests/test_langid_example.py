@@ -7,7 +7,10 @@ saying where to put it (the `langid_dir` fixture). The quick run trains on
 14,000 words for one epoch, so its accuracies are only required to be far
 above chance (10%); the checks are on the pipeline: the files written, the
 parameter counts (against independent formulas), the LiteRT files agreeing
-with Keras, and the hashing.
+with Keras, and the hashing. The quick run of examples/langid_budget.py
+(the recovery arm: data-aware init and distillation against plain fit) is
+checked for its rows: the baseline, the recipe, and every configuration
+tried with its validation accuracy.
 """
 
 import csv
@@ -196,3 +199,90 @@ def test_long_words_are_truncated_to_max_ngrams(langid):
 def test_missing_data_folder_says_where(langid, tmp_path):
     with pytest.raises(FileNotFoundError, match="train.tsv"):
         langid.load_data(tmp_path)
+
+
+# ------------------------------------------- examples/langid_budget.py --quick
+
+BUDGET_SCRIPT = ROOT / "examples" / "langid_budget.py"
+
+
+@pytest.fixture(scope="module")
+def budget_quick_run(langid_dir, tmp_path_factory):
+    """Run langid_budget.py once with --quick; return its folder."""
+    out = tmp_path_factory.mktemp("langid_budget_quick")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BUDGET_SCRIPT),
+            "--quick",
+            "--data",
+            str(langid_dir),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result.stdout
+
+
+@pytest.fixture(scope="module")
+def langid_budget():
+    spec = importlib.util.spec_from_file_location(
+        "langid_budget_example", BUDGET_SCRIPT
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.mark.slow
+def test_budget_quick_run_has_the_recovery_rows(
+    budget_quick_run, langid_budget
+):
+    out, stdout = budget_quick_run
+    assert sorted(p.name for p in out.iterdir()) == [
+        "langid_budget_quick.csv",
+        "langid_budget_quick.md",
+    ]
+    with open(out / "langid_budget_quick.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    kinds = [row["kind"] for row in rows]
+    results = [k for k in kinds if k != "tried"]
+    assert results[:2] == ["dense", "baseline"]
+    assert "recipe_same_epochs" in results or "recipe" in results
+    # Every configuration tried is listed once, with its validation score:
+    # langid.py's two fine-tuning rates, then the quick configurations.
+    tried = [row for row in rows if row["kind"] == "tried"]
+    names = {c.name for c in langid_budget.QUICK_CONFIGS}
+    assert names <= {row["config"] for row in tried}
+    assert len(tried) == len({row["config"] for row in tried})
+    for row in rows:
+        assert 0.2 < float(row["val_accuracy"]) <= 1.0, row["config"]
+        if row["kind"] != "tried":
+            assert 0.2 < float(row["test_accuracy"]) <= 1.0, row["label"]
+            assert int(row["table_params"]) == (
+                QUICK_BUCKETS * WIDTH
+                if row["kind"] == "dense"
+                else 2 * 128 * 8 * langid_budget.QUICK["tensorize_rank"]
+            )
+        if row["kind"] in ("baseline", "recipe", "recipe_same_epochs"):
+            # The pick is the best of its candidates on validation.
+            same = [t for t in tried if t["config"] == row["config"]]
+            assert len(same) == 1
+            assert float(same[0]["val_accuracy"]) == float(row["val_accuracy"])
+    baseline = next(r for r in rows if r["kind"] == "baseline")
+    assert "svd, fit (labels)" in baseline["config"]
+    text = (out / "langid_budget_quick.md").read_text(encoding="utf-8")
+    for row in rows:
+        if row["kind"] != "tried":
+            line = f"| {row['label']} | "
+            assert line in text
+            assert f"{100 * float(row['test_accuracy']):.2f}" in text
+        assert f"| {row['config']} |" in text or row["kind"] == "dense"
+    assert "frequency-weighted" in stdout
