@@ -342,17 +342,24 @@ class TTMatrixMixin:
         Storing the ranks in use when they differ from the request makes
         reloading quiet and gives the same cores.
         """
-        tt_rank = self.tt_rank
-        if self.tt_ranks is not None:
-            inner = tuple(self.tt_ranks[1:-1])
-            given = (
-                (tt_rank,) * len(inner)
-                if isinstance(tt_rank, numbers.Integral)
-                else tuple(tt_rank)
-            )
-            if given != inner:
-                tt_rank = inner
-        return list(tt_rank) if isinstance(tt_rank, tuple) else tt_rank
+        if self.tt_ranks is None:
+            tt_rank = self.tt_rank
+            return list(tt_rank) if isinstance(tt_rank, tuple) else tt_rank
+        return rank_for_config(self.tt_rank, self.tt_ranks)
+
+
+def rank_for_config(requested, ranks):
+    """A requested TT-rank for a config: ``ranks``'s inner ranks when the
+    request was clamped to them, else the request (a list for sequences)."""
+    inner = tuple(ranks[1:-1])
+    given = (
+        (requested,) * len(inner)
+        if isinstance(requested, numbers.Integral)
+        else tuple(requested)
+    )
+    if given != inner:
+        requested = inner
+    return list(requested) if isinstance(requested, tuple) else requested
 
 
 class TTLayerMixin(TTMatrixMixin):

@@ -26,6 +26,7 @@ from keras_tt.layers._tt_base import check_trained_layer
 from keras_tt.layers._tt_base import core_initializers
 from keras_tt.layers._tt_base import leading_shape
 from keras_tt.layers._tt_base import normalize_tt_rank
+from keras_tt.layers._tt_base import rank_for_config
 from keras_tt.layers._tt_base import warn_per_core
 
 _NAMES = ("input_dim", "output_dim", "vocab_modes", "embed_modes")
@@ -542,7 +543,7 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
             "reverse_tt_rank": (
                 None
                 if self.tie_weights
-                else _rank_for_config(
+                else rank_for_config(
                     self.reverse_tt_rank, self.reverse_tt_ranks
                 )
             ),
@@ -550,20 +551,6 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
             "reverse_dtype": self.reverse_dtype,
         }
         return {**base_config, **config}
-
-
-def _rank_for_config(requested, ranks):
-    """A requested rank for a config: the ranks in use if they were clamped
-    (as `_config_tt_rank` does for ``tt_rank``)."""
-    inner = tuple(ranks[1:-1])
-    given = (
-        (requested,) * len(inner)
-        if isinstance(requested, numbers.Integral)
-        else tuple(requested)
-    )
-    if given != inner:
-        requested = inner
-    return list(requested) if isinstance(requested, tuple) else requested
 
 
 def _check_soft_cap(logit_soft_cap):
