@@ -40,14 +40,12 @@ def langid():
     sys.modules.pop(spec.name, None)
 
 
-@pytest.fixture(scope="module")
-def quick_run(langid_dir, tmp_path_factory):
-    """Run the script once with --quick in a subprocess; return its folder."""
-    out = tmp_path_factory.mktemp("langid_quick")
+def run_quick(script, langid_dir, out):
+    """Run ``script --quick`` in a subprocess; return its stdout."""
     result = subprocess.run(
         [
             sys.executable,
-            str(SCRIPT),
+            str(script),
             "--quick",
             "--data",
             str(langid_dir),
@@ -60,6 +58,14 @@ def quick_run(langid_dir, tmp_path_factory):
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def quick_run(langid_dir, tmp_path_factory):
+    """Run the script once with --quick in a subprocess; return its folder."""
+    out = tmp_path_factory.mktemp("langid_quick")
+    run_quick(SCRIPT, langid_dir, out)
     return out
 
 
@@ -208,25 +214,9 @@ BUDGET_SCRIPT = ROOT / "examples" / "langid_budget.py"
 
 @pytest.fixture(scope="module")
 def budget_quick_run(langid_dir, tmp_path_factory):
-    """Run langid_budget.py once with --quick; return its folder."""
+    """Run langid_budget.py once with --quick; return its folder and output."""
     out = tmp_path_factory.mktemp("langid_budget_quick")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BUDGET_SCRIPT),
-            "--quick",
-            "--data",
-            str(langid_dir),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out, result.stdout
+    return out, run_quick(BUDGET_SCRIPT, langid_dir, out)
 
 
 @pytest.fixture(scope="module")
