@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.timing import format_table  # noqa: E402
 from benchmarks.timing import interleaved_median_seconds  # noqa: E402
 from keras_tt import TTDense  # noqa: E402
-from keras_tt import contraction as C  # noqa: E402
+from keras_tt import contraction_plans as P  # noqa: E402
 from keras_tt.export import TFLiteRunner  # noqa: E402
 from keras_tt.export import export_tflite  # noqa: E402
 from keras_tt.export.inspect import format_bytes  # noqa: E402
@@ -81,8 +81,8 @@ def build_block(kind, tokens, part="block", seed=0):
 def plans(model, tokens, mode):
     """``layer: plan`` of each TT layer as exported for ``tokens`` rows."""
     names = []
-    scope = C.LITERT_INT8 if mode == "int8" else C.LITERT
-    with C.contraction_scope(scope):
+    scope = P.LITERT_INT8 if mode == "int8" else P.LITERT
+    with P.contraction_scope(scope):
         for layer in model.layers:
             if isinstance(layer, TTDense):
                 names.append(

@@ -1,8 +1,8 @@
-"""Fit the TensorFlow cost model of `keras_tt.contraction.plan_cost`.
+"""Fit the TensorFlow cost model of `keras_tt.contraction_plans.plan_cost`.
 
 Times, in TF graph mode (``tf.function``), the candidate plans of a few
 TT layers at a few batch sizes, all in alternation, then fits the three
-constants of `keras_tt.contraction.PlanCosts` (fixed cost per einsum, per
+constants of `keras_tt.contraction_plans.PlanCosts` (fixed cost per einsum, per
 multiply-add, per element read and written) by non-negative least squares
 on relative errors, and prints them with, for each shape, the time of the
 plan each model picks over the best measured one (target <= 1.10).
@@ -29,6 +29,7 @@ from benchmarks.timing import format_table  # noqa: E402
 from benchmarks.timing import interleaved_median_seconds  # noqa: E402
 from keras_tt import TTDense  # noqa: E402
 from keras_tt import contraction as C  # noqa: E402
+from keras_tt import contraction_plans as P  # noqa: E402
 
 # name: (input width, units, TTDense arguments, batch sizes)
 SHAPES = {
@@ -51,21 +52,21 @@ SHAPES = {
 def candidate_plans(in_modes, out_modes, ranks, batch, limit):
     """The two chains, the rebuilt kernel when it fits, and the plans the
     current model ranks best: at most ``limit``."""
-    budget = C.DEFAULT_MEMORY_BUDGET // 4
+    budget = P.DEFAULT_MEMORY_BUDGET // 4
     plans = []
-    for groups in C._groupings(len(in_modes)):
-        for direction in (C.LEFT_TO_RIGHT, C.RIGHT_TO_LEFT):
-            plan = C.TTPlan(groups, direction)
-            if plan.is_dense and direction == C.RIGHT_TO_LEFT:
+    for groups in P._groupings(len(in_modes)):
+        for direction in (P.LEFT_TO_RIGHT, P.RIGHT_TO_LEFT):
+            plan = P.TTPlan(groups, direction)
+            if plan.is_dense and direction == P.RIGHT_TO_LEFT:
                 continue
-            size = C.merged_core_elements(in_modes, out_modes, ranks, plan)
+            size = P.merged_core_elements(in_modes, out_modes, ranks, plan)
             if size > budget:
                 continue
             plans.append(plan)
     keep = [p for p in plans if p.is_chain or p.is_dense]
     rest = sorted(
         (p for p in plans if p not in keep),
-        key=lambda p: C.plan_cost(in_modes, out_modes, ranks, p, batch),
+        key=lambda p: P.plan_cost(in_modes, out_modes, ranks, p, batch),
     )
     return keep + rest[: max(0, limit - len(keep))]
 
@@ -112,13 +113,13 @@ def fit(samples):
     from scipy.optimize import nnls
 
     terms = np.array(
-        [C.plan_terms(*shape, plan, b) for _, b, shape, plan, _ in samples],
+        [P.plan_terms(*shape, plan, b) for _, b, shape, plan, _ in samples],
         dtype=np.float64,
     )
     times = np.array([s[4] for s in samples])
     scale = np.array([1e-5, 1e-10, 1e-9])
     coef, _ = nnls(terms * scale / times[:, None], np.ones(len(times)))
-    return C.PlanCosts(*(coef * scale))
+    return P.PlanCosts(*(coef * scale))
 
 
 def report(samples, fitted):
@@ -130,9 +131,9 @@ def report(samples, fitted):
         best = min(group, key=lambda s: s[4])
         shape = group[0][2]
         cells = [name, batch, f"{best[3].name} {1e3 * best[4]:.3f} ms"]
-        for costs in (C.TENSORFLOW_COSTS, fitted):
+        for costs in (P.TENSORFLOW_COSTS, fitted):
             chosen = min(
-                group, key=lambda s: C.plan_cost(*shape, s[3], batch, costs)
+                group, key=lambda s: P.plan_cost(*shape, s[3], batch, costs)
             )
             cells.append(f"{chosen[3].name}: {chosen[4] / best[4]:.2f}")
         rows.append(cells)

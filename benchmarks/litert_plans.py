@@ -1,12 +1,12 @@
 """LiteRT latency of every contraction plan of a TT layer, and a cost fit.
 
-For each shape, one model per candidate plan (`keras_tt.contraction.TTPlan`:
+For each shape, one model per candidate plan (`keras_tt.contraction_plans.TTPlan`:
 the chain in both directions, runs of merged cores, the rebuilt kernel and
 one matmul) is converted as export converts it (inside
 ``contraction_scope("litert")``, so merged cores are computed in the file
 from the cores), beside a plain ``Dense`` layer of the same shape. All are
 timed in alternation in the LiteRT interpreter, XNNPACK on, one thread, at
-a fixed batch. The constants of `keras_tt.contraction.plan_cost` are then
+a fixed batch. The constants of `keras_tt.contraction_plans.plan_cost` are then
 fitted to the timings (non-negative least squares on relative errors) and
 printed, with the rank of the chosen plan among the measured ones.
 
@@ -34,6 +34,7 @@ from benchmarks.timing import format_table  # noqa: E402
 from benchmarks.timing import interleaved_median_seconds  # noqa: E402
 from keras_tt import TTDense  # noqa: E402
 from keras_tt import contraction as C  # noqa: E402
+from keras_tt import contraction_plans as P  # noqa: E402
 from keras_tt.export import TFLiteRunner  # noqa: E402
 from keras_tt.export import _conversion  # noqa: E402
 from keras_tt.export import _input_data  # noqa: E402
@@ -128,7 +129,7 @@ def fit(samples):
 
     terms = np.array(
         [
-            C.plan_terms(*shape, plan, rows, tree=True)
+            P.plan_terms(*shape, plan, rows, tree=True)
             for _, rows, shape, plan, _, _ in samples
         ],
         dtype=np.float64,
@@ -136,7 +137,7 @@ def fit(samples):
     times = np.array([s[4] for s in samples])
     scale = np.array([1.0, 1e-10, 1e-9])
     coef, _ = nnls(terms * scale / times[:, None], np.ones(len(times)))
-    return C.PlanCosts(*(coef * scale))
+    return P.PlanCosts(*(coef * scale))
 
 
 def report(samples, costs):
@@ -146,12 +147,12 @@ def report(samples, costs):
         groups.setdefault((s[0], s[1]), []).append(s)
     for (name, n), group in groups.items():
         best = min(group, key=lambda s: s[4])
-        model = min(group, key=lambda s: C.plan_cost(*s[2], s[3], n, costs))
-        current = C.choose_plan(*group[0][2], batch=n, contraction="auto")
-        with C.contraction_scope(C.LITERT):
-            chosen = C.choose_plan(*group[0][2], batch=n)
+        model = min(group, key=lambda s: P.plan_cost(*s[2], s[3], n, costs))
+        current = P.choose_plan(*group[0][2], batch=n, contraction="auto")
+        with P.contraction_scope(P.LITERT):
+            chosen = P.choose_plan(*group[0][2], batch=n)
         for s in sorted(group, key=lambda s: s[4]):
-            predicted = C.plan_cost(*s[2], s[3], n, costs)
+            predicted = P.plan_cost(*s[2], s[3], n, costs)
             marks = "".join(
                 mark
                 for mark, plan in (

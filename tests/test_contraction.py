@@ -7,11 +7,11 @@ from tt_reference import naive_full_matrix
 from tt_reference import random_cores
 
 from keras_tt import full_matrix
-from keras_tt.contraction import LEFT_TO_RIGHT
-from keras_tt.contraction import RIGHT_TO_LEFT
 from keras_tt.contraction import contraction_flops
 from keras_tt.contraction import contraction_plan
 from keras_tt.contraction import tt_matmul
+from keras_tt.contraction_plans import LEFT_TO_RIGHT
+from keras_tt.contraction_plans import RIGHT_TO_LEFT
 
 SHAPES = [
     # (in_modes, out_modes, ranks)

@@ -15,6 +15,7 @@ import pytest
 
 import keras_tt
 from keras_tt import contraction as C
+from keras_tt import contraction_plans as P
 
 pytest.importorskip("ai_edge_litert.interpreter")
 pytest.importorskip("tensorflow")
@@ -92,10 +93,10 @@ def test_export_picks_the_litert_plan_and_matches_keras(tmp_path):
     model = _model("auto")
     layer = model.get_layer("tt")
     shapes = (layer.in_modes, layer.out_modes, layer.tt_ranks)
-    with C.contraction_scope(C.LITERT):
+    with P.contraction_scope(P.LITERT):
         # A resizable batch is planned for one row.
         planned = layer.contraction_plan(None)
-        assert planned == C.choose_plan(*shapes, batch=1)
+        assert planned == P.choose_plan(*shapes, batch=1)
         big = layer.contraction_plan(4096)
     assert big.is_dense  # the rebuild wins at large batches
     for batch in (None, 256):
@@ -118,25 +119,25 @@ def test_litert_scope_minimises_the_litert_cost_and_keeps_explicit_plans():
     for in_modes, out_modes, ranks in cases:
         for batch in (1, 128):
             costs = {}
-            for groups in C._groupings(len(in_modes)):
-                for direction in (C.LEFT_TO_RIGHT, C.RIGHT_TO_LEFT):
-                    plan = C.TTPlan(groups, direction)
-                    size = C.merged_core_elements(
+            for groups in P._groupings(len(in_modes)):
+                for direction in (P.LEFT_TO_RIGHT, P.RIGHT_TO_LEFT):
+                    plan = P.TTPlan(groups, direction)
+                    size = P.merged_core_elements(
                         in_modes, out_modes, ranks, plan
                     )
-                    if size > C.DEFAULT_MEMORY_BUDGET // 4:
+                    if size > P.DEFAULT_MEMORY_BUDGET // 4:
                         continue
-                    costs[plan] = C.plan_cost(
-                        in_modes, out_modes, ranks, plan, batch, C.LITERT_COSTS
+                    costs[plan] = P.plan_cost(
+                        in_modes, out_modes, ranks, plan, batch, P.LITERT_COSTS
                     )
-            with C.contraction_scope(C.LITERT):
-                chosen = C.choose_plan(in_modes, out_modes, ranks, batch)
-                chain = C.choose_plan(
+            with P.contraction_scope(P.LITERT):
+                chosen = P.choose_plan(in_modes, out_modes, ranks, batch)
+                chain = P.choose_plan(
                     in_modes, out_modes, ranks, batch, contraction="chain"
                 )
             assert costs[chosen] == pytest.approx(min(costs.values()))
             assert chain.is_chain
-    with C.contraction_scope(C.LITERT):
+    with P.contraction_scope(P.LITERT):
         assert _model("dense").get_layer("tt").contraction_plan(1).is_dense
 
 
@@ -160,8 +161,8 @@ def test_tt_matmul_without_a_plan_plans_for_litert_in_the_scope():
     from keras_tt.tt_matrix import full_matrix
 
     x = rng.normal(size=(100, math.prod(in_modes))).astype("float32")
-    with C.contraction_scope(C.LITERT):
-        plan = C.choose_plan(in_modes, out_modes, ranks, batch=100)
+    with P.contraction_scope(P.LITERT):
+        plan = P.choose_plan(in_modes, out_modes, ranks, batch=100)
         y = C.tt_matmul(x, cores, in_modes, out_modes)
     assert not plan.is_chain
     np.testing.assert_allclose(
@@ -170,3 +171,48 @@ def test_tt_matmul_without_a_plan_plans_for_litert_in_the_scope():
         rtol=1e-4,
         atol=1e-3,
     )
+
+
+def _plans(d):
+    for groups in P._groupings(d):
+        directions = (P.LEFT_TO_RIGHT,)
+        if 1 < len(groups) < d:
+            directions += (P.RIGHT_TO_LEFT,)
+        for direction in directions:
+            yield P.TTPlan(groups, direction)
+
+
+@pytest.mark.parametrize("bias", ["zeros", "random_normal"])
+def test_every_plan_keeps_the_activation_after_the_layer(tmp_path, bias):
+    # A product with a computed core is a BATCH_MATMUL; a ReLU after it once
+    # vanished from the file (a TT layer reading a concatenation, its bias
+    # zero, exported with a resizable batch).
+    keras.utils.set_random_seed(3)
+    a = keras.Input((WIDTH // 2,), name="a")
+    b = keras.Input((WIDTH // 2,), name="b")
+    joined = keras.layers.Concatenate()([a, b])
+    tt = keras_tt.TTDense(
+        WIDTH,
+        tt_rank=8,
+        activation="relu",
+        bias_initializer=bias,
+        name="tt",
+        **MODES,
+    )
+    model = keras.Model([a, b], keras.layers.Dense(3, name="head")(tt(joined)))
+    head = model.get_layer("head")
+    rng = np.random.default_rng(4)
+    x = [rng.normal(size=(6, WIDTH // 2)).astype(np.float32) for _ in "ab"]
+    joined_x = np.concatenate(x, axis=1).astype(np.float64)
+    hidden = np.maximum(
+        joined_x @ tt.full_kernel() + keras.ops.convert_to_numpy(tt.bias), 0
+    )
+    expected = hidden @ keras.ops.convert_to_numpy(head.kernel)
+    expected += keras.ops.convert_to_numpy(head.bias)
+    for number, plan in enumerate(_plans(len(MODES["in_modes"]))):
+        tt.contraction_plan = lambda batch, plan=plan: plan
+        path = tmp_path / f"plan_{number}.tflite"
+        report = export_tflite(model, path, validation_data=x, verbose=0)
+        assert report.info.builtin_only, plan
+        got = TFLiteRunner(path, num_threads=1)(x)
+        np.testing.assert_allclose(got, expected, atol=1e-4, err_msg=str(plan))

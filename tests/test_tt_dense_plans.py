@@ -16,6 +16,7 @@ from tt_reference import random_cores
 
 import keras_tt
 from keras_tt import contraction as C
+from keras_tt import contraction_plans as P
 
 TF = keras.backend.backend() == "tensorflow"
 needs_tf = pytest.mark.skipif(not TF, reason="TensorFlow graphs and XLA")
@@ -29,9 +30,9 @@ SHAPES = [
 
 def _all_plans(d):
     return [
-        C.TTPlan(groups, direction)
-        for groups in C._groupings(d)
-        for direction in (C.LEFT_TO_RIGHT, C.RIGHT_TO_LEFT)
+        P.TTPlan(groups, direction)
+        for groups in P._groupings(d)
+        for direction in (P.LEFT_TO_RIGHT, P.RIGHT_TO_LEFT)
     ]
 
 
@@ -144,28 +145,28 @@ def test_invalid_contraction_is_rejected():
 def test_dense_over_the_memory_budget_is_refused_and_auto_avoids_it():
     vgg = ((2, 7, 8, 8, 7, 4), (4,) * 6, (1,) + (4,) * 5 + (1,))
     with pytest.raises(ValueError, match="memory budget"):
-        C.choose_plan(*vgg, batch=1000, contraction="dense")
-    limit = C.DEFAULT_MEMORY_BUDGET // 4
+        P.choose_plan(*vgg, batch=1000, contraction="dense")
+    limit = P.DEFAULT_MEMORY_BUDGET // 4
     for batch in (1, 100, 10**6, None):
-        plan = C.choose_plan(*vgg, batch=batch)
+        plan = P.choose_plan(*vgg, batch=batch)
         assert not plan.is_dense
-        assert C.merged_core_elements(*vgg, plan) <= limit
+        assert P.merged_core_elements(*vgg, plan) <= limit
     # A tighter budget rules out the merges that fit the default one.
-    plan = C.choose_plan(*vgg, batch=100, memory_budget=4 * 64)
-    assert C.merged_core_elements(*vgg, plan) <= 64
+    plan = P.choose_plan(*vgg, batch=100, memory_budget=4 * 64)
+    assert P.merged_core_elements(*vgg, plan) <= 64
 
 
 @pytest.mark.multibackend
 def test_contraction_scope_forces_the_plan():
     modes, ranks = (4, 8, 8, 4), (1, 8, 8, 8, 1)
-    assert not C.choose_plan(modes, modes, ranks, batch=100).is_chain
-    with C.contraction_scope("chain"):
-        assert C.choose_plan(modes, modes, ranks, batch=100).is_chain
+    assert not P.choose_plan(modes, modes, ranks, batch=100).is_chain
+    with P.contraction_scope("chain"):
+        assert P.choose_plan(modes, modes, ranks, batch=100).is_chain
         layer = _layer("dense")
         assert layer.contraction_plan(100).is_chain
     assert layer.contraction_plan(100).is_dense
     with pytest.raises(ValueError, match="contraction='up'"):
-        with C.contraction_scope("up"):
+        with P.contraction_scope("up"):
             pass
 
 
@@ -186,16 +187,16 @@ def test_auto_picks_the_cheapest_candidate_of_the_cost_model():
                 bounds += [k + 1 for k in range(d - 1) if mask >> k & 1]
                 bounds.append(d)
                 groups = tuple(zip(bounds[:-1], bounds[1:]))
-                for direction in (C.LEFT_TO_RIGHT, C.RIGHT_TO_LEFT):
-                    plan = C.TTPlan(groups, direction)
-                    fits = C.merged_core_elements(
+                for direction in (P.LEFT_TO_RIGHT, P.RIGHT_TO_LEFT):
+                    plan = P.TTPlan(groups, direction)
+                    fits = P.merged_core_elements(
                         in_modes, out_modes, ranks, plan
-                    ) <= (C.DEFAULT_MEMORY_BUDGET // 4)
+                    ) <= (P.DEFAULT_MEMORY_BUDGET // 4)
                     if fits:
-                        costs[plan] = C.plan_cost(
+                        costs[plan] = P.plan_cost(
                             in_modes, out_modes, ranks, plan, batch
                         )
-            chosen = C.choose_plan(in_modes, out_modes, ranks, batch)
+            chosen = P.choose_plan(in_modes, out_modes, ranks, batch)
             assert costs[chosen] == pytest.approx(min(costs.values()))
 
 
@@ -206,24 +207,24 @@ def test_cost_model_prefers_rebuilding_at_large_batches_only():
     large enough to amortise it (33.5 M multiply-adds)."""
     shape = ((32, 32), (32, 32), (1, 32, 1))
     assert C.contraction_flops(*shape) > 32 * 32 * 32 * 32
-    assert C.choose_plan(*shape, batch=1).is_chain
-    assert C.choose_plan(*shape, batch=10_000).is_dense
-    dense = C.TTPlan(((0, 2),))
+    assert P.choose_plan(*shape, batch=1).is_chain
+    assert P.choose_plan(*shape, batch=10_000).is_dense
+    dense = P.TTPlan(((0, 2),))
     chains = [
-        C.TTPlan(((0, 1), (1, 2)), direction)
-        for direction in (C.LEFT_TO_RIGHT, C.RIGHT_TO_LEFT)
+        P.TTPlan(((0, 1), (1, 2)), direction)
+        for direction in (P.LEFT_TO_RIGHT, P.RIGHT_TO_LEFT)
     ]
     crossover = next(
         b
         for b in range(1, 10**5)
-        if C.plan_cost(*shape, dense, b)
-        < min(C.plan_cost(*shape, chain, b) for chain in chains)
+        if P.plan_cost(*shape, dense, b)
+        < min(P.plan_cost(*shape, chain, b) for chain in chains)
     )
-    assert C.choose_plan(*shape, batch=crossover - 1) != dense
-    assert C.choose_plan(*shape, batch=crossover) == dense
+    assert P.choose_plan(*shape, batch=crossover - 1) != dense
+    assert P.choose_plan(*shape, batch=crossover) == dense
     # Low ranks: the chain is cheaper per row, so never rebuild.
     low = ((32, 32), (32, 32), (1, 2, 1))
-    assert not C.choose_plan(*low, batch=10**6).is_dense
+    assert not P.choose_plan(*low, batch=10**6).is_dense
 
 
 @pytest.mark.multibackend
@@ -231,7 +232,7 @@ def test_merge_cost_counts_the_multiply_adds_of_the_merge_einsums():
     in_modes, out_modes, ranks = (2, 3, 4, 2), (3, 1, 2, 2), (1, 2, 3, 2, 1)
     rng = np.random.default_rng(3)
     cores = random_cores(rng, in_modes, out_modes, ranks)
-    counted = C._merge_sizes(in_modes, out_modes, ranks, 0, 4)
+    counted = P._merge_sizes(in_modes, out_modes, ranks, 0, 4)
     merged = cores[0]
     for k, core in enumerate(cores[1:]):
         r0, n_done, m_done, rank = merged.shape

@@ -8,7 +8,6 @@ Flex (TF ops) delegate. TensorFlow is imported inside the functions only.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
 
@@ -26,23 +25,23 @@ def input_specs(inputs, batch_size):
 
 
 def _litert_contraction(quantization=None):
-    """Trace TT layers for LiteRT: the chain for layers left on ``"auto"``.
+    """Trace TT layers with the plans chosen for LiteRT.
 
-    ``contraction_scope("litert")`` picks, for each ``"auto"`` layer, the
-    plan of least cost under the LiteRT cost model (chain, merged cores or
-    the rebuilt kernel), with merged cores computed in the file; the export
-    does not use it yet, because a merged plan exported a wrong file for a
-    model whose TT layer reads a concatenation (the zoo's dict-input
-    model). Exports keep the chain, as ``"litert_int8"`` does.
+    Under ``contraction_scope("litert")`` each TT layer left on ``"auto"``
+    gets the plan (chain, merged cores or the rebuilt kernel and one
+    matmul) of least cost under the LiteRT cost model for its static
+    shapes, and merged cores are computed in the file from the cores, never
+    stored as constants: the file stays as small as the cores. A full-integer
+    export keeps the chain for ``"auto"`` layers: its constant cores are
+    quantised per channel, more accurately than computed merged cores.
     """
-    from keras_tt import contraction
+    from keras_tt import contraction_plans
 
-    scope = getattr(contraction, "contraction_scope", None)
-    if scope is None:
-        return contextlib.nullcontext()
     if quantization == "int8":
-        return scope(contraction.LITERT_INT8)
-    return scope(contraction.LITERT_INT8)
+        return contraction_plans.contraction_scope(
+            contraction_plans.LITERT_INT8
+        )
+    return contraction_plans.contraction_scope(contraction_plans.LITERT)
 
 
 class _DropMessage(logging.Filter):

@@ -37,12 +37,12 @@ import numpy as np
 from keras import activations
 
 from keras_tt import modes as modes_lib
-from keras_tt.contraction import UNKNOWN_BATCH
-from keras_tt.contraction import UNKNOWN_LITERT_BATCH
-from keras_tt.contraction import check_contraction
-from keras_tt.contraction import choose_plan
-from keras_tt.contraction import in_litert_scope
 from keras_tt.contraction import tt_matmul
+from keras_tt.contraction_plans import UNKNOWN_BATCH
+from keras_tt.contraction_plans import UNKNOWN_LITERT_BATCH
+from keras_tt.contraction_plans import check_contraction
+from keras_tt.contraction_plans import choose_plan
+from keras_tt.contraction_plans import in_litert_scope
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.layer_decomposition import decompose_for_layer
 from keras_tt.layer_decomposition import float_matrix

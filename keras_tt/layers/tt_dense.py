@@ -9,13 +9,13 @@ from keras import activations
 
 from keras_tt import modes as modes_lib
 from keras_tt.contraction import anchor_to_input
-from keras_tt.contraction import check_contraction
-from keras_tt.contraction import choose_plan
 from keras_tt.contraction import einsum
-from keras_tt.contraction import in_litert_scope
 from keras_tt.contraction import rebuilt_matmul
 from keras_tt.contraction import tt_kernel
 from keras_tt.contraction import tt_matmul
+from keras_tt.contraction_plans import check_contraction
+from keras_tt.contraction_plans import choose_plan
+from keras_tt.contraction_plans import in_litert_scope
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.layer_decomposition import decompose_for_layer
 from keras_tt.layer_decomposition import float_matrix
@@ -88,17 +88,17 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
         bias_constraint: constraint applied to the bias vector.
         contraction: how ``x @ W`` is computed. ``"auto"`` (the default)
             picks, from the static shapes and the batch size, the cheapest
-            plan under `keras_tt.contraction.plan_cost`: the chain of one
+            plan under `keras_tt.contraction_plans.plan_cost`: the chain of one
             einsum per core (either direction), the chain after merging
             runs of neighbouring cores, or rebuilding the kernel and one
             matrix product, never materialising more than
-            `keras_tt.contraction.DEFAULT_MEMORY_BUDGET` bytes of merged
+            `keras_tt.contraction_plans.DEFAULT_MEMORY_BUDGET` bytes of merged
             cores. ``"chain"`` always runs the plain chain, ``"dense"``
             always rebuilds the kernel. The result is the same up to
             rounding. LiteRT export (`keras_tt.export_tflite`) keeps
             ``"chain"`` and ``"dense"`` and gives ``"auto"`` the plan of
             least cost under the LiteRT cost model
-            (`keras_tt.contraction.LITERT_COSTS`) for the exported shapes;
+            (`keras_tt.contraction_plans.LITERT_COSTS`) for the exported shapes;
             merged cores and rebuilt kernels are computed in the file from
             the cores, so the file stays as small as the cores.
         **kwargs: base layer keyword arguments, such as ``name`` and
@@ -284,7 +284,7 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
     # ------------------------------------------------------------------- call
 
     def contraction_plan(self, batch=None):
-        """The `keras_tt.contraction.TTPlan` a call with ``batch`` rows runs.
+        """The `keras_tt.contraction_plans.TTPlan` a call with ``batch`` rows runs.
 
         ``batch`` counts the rows of the flattened input (all axes but the
         last); ``None`` when unknown.
