@@ -1,13 +1,14 @@
 """LiteRT latency of every contraction plan of a TT layer, and a cost fit.
 
-For each shape, one model per candidate plan (`keras_tt.contraction_plans.TTPlan`:
-the chain in both directions, runs of merged cores, the rebuilt kernel and
-one matmul) is converted as export converts it (inside
-``contraction_scope("litert")``, so merged cores are computed in the file
-from the cores), beside a plain ``Dense`` layer of the same shape. All are
-timed in alternation in the LiteRT interpreter, XNNPACK on, one thread, at
-a fixed batch. The constants of `keras_tt.contraction_plans.plan_cost` are then
-fitted to the timings (non-negative least squares on relative errors) and
+For each shape, one model per candidate plan
+(`keras_tt.contraction_plans.TTPlan`: the chain in both directions, runs of
+merged cores, the rebuilt kernel and one matmul) is converted as export
+converts it (inside ``contraction_scope("litert")``, so merged cores are
+computed in the file from the cores), beside a plain ``Dense`` layer of the
+same shape. All are timed in alternation in the LiteRT interpreter, XNNPACK
+on, one thread, at a fixed batch. The constants of
+`keras_tt.contraction_plans.plan_cost` are then fitted to the timings (non-
+negative least squares on relative errors) and
 printed, with the rank of the chosen plan among the measured ones.
 
 Usage:

@@ -117,3 +117,59 @@ def test_unbuilt_conv_fails_before_any_work():
     model = keras.Sequential([keras.layers.Conv2D(8, 3, name="c")])
     with pytest.raises(ValueError):
         tensorize(model, tt_rank=2, layers=["c"], verbose=0)
+
+
+def test_modes_factor_the_channels_of_a_convolution(rng):
+    model = _cnn()
+    _randomise_biases(model)
+    x = rng.normal(size=(2, 12, 12, 3)).astype("float32")
+    modes = {
+        "conv3x3": ((4, 4), (8, 4)),
+        "pointwise": ((2, 16), (4, 8)),
+        "head": ((2, 4), (5, 1)),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tt_model = tensorize(
+            model, tt_rank=10**6, layers=list(modes), modes=modes, verbose=0
+        )
+    for name, (in_modes, out_modes) in modes.items():
+        layer = tt_model.get_layer(name)
+        assert (layer.in_modes, layer.out_modes) == (in_modes, out_modes)
+    np.testing.assert_allclose(tt_model(x), model(x), atol=1e-4)
+    # The rank meets the ratio on the chain of the given channel modes.
+    tt_model = tensorize(
+        model,
+        target_ratio=3,
+        layers=["conv3x3"],
+        modes={"conv3x3": ((4, 4), (8, 4))},
+        verbose=0,
+    )
+    layer = tt_model.get_layer("conv3x3")
+    assert layer.in_modes == (4, 4) and layer.compression_ratio >= 3
+    bigger = TTConv2D.from_conv(
+        model.get_layer("conv3x3"),
+        tt_rank=max(layer.tt_ranks) + 1,
+        in_modes=(4, 4),
+        out_modes=(8, 4),
+    )
+    assert bigger.compression_ratio < 3
+
+
+def test_modes_that_do_not_factor_the_channels_are_refused(rng):
+    model = _cnn()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError) as info:
+        # (4, 36) factors the 3x3 kernel's 144 rows, not its 16 channels.
+        tensorize(
+            model,
+            tt_rank=4,
+            layers=["conv3x3"],
+            modes={"conv3x3": ((4, 36), (8, 4))},
+            verbose=0,
+        )
+    message = str(info.value)
+    assert "Layer 'conv3x3' (3x3 kernel, 16 -> 32 channels)" in message
+    assert "in_modes=(4, 36)" in message
+    for got, expected in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, expected)

@@ -6,7 +6,8 @@ weights (``weights=None``, no download):
 - ResNet50: share of the parameters the pass reaches (its convolutions
   and head) and whole-model compression at TT-ranks 8 and 16;
 - MobileNetV2: full TT-ranks give the original logits, the depthwise
-  convolutions are left alone with the reason, `.keras` round trip;
+  convolutions are left alone with the reason, `.keras` round trip, and
+  at TT-rank 8 a builtin-only LiteRT file that matches Keras;
 - EfficientNetB0: share reached, compression at rank 16, outputs finite;
 - MobileNetV3Small: full TT-ranks give the original logits, share
   reached. (Its LiteRT export is not compared here: LiteRT's CompiledModel
@@ -117,3 +118,26 @@ def test_mobilenet_v3_small_full_rank_and_share():
     assert _relative_error(full(x), model(x)) < 1e-3
     tt_model = keras_tt.tensorize(model, tt_rank=8, verbose=0)
     assert _reached_share(model, tt_model) > 0.8
+
+
+def test_tensorized_mobilenet_v2_exports_builtin_only_and_matches_keras(
+    tmp_path,
+):
+    # ResNet50's export is verified the same way (inside export_tflite) by
+    # `benchmarks/conv_speed.py --parts models`, too slow for this suite.
+    pytest.importorskip("ai_edge_litert.interpreter")
+    from keras_tt.export import TFLiteRunner
+    from keras_tt.export import export_tflite
+
+    model = _build(keras.applications.MobileNetV2, 64)
+    tt_model = keras_tt.tensorize(model, tt_rank=8, verbose=0)
+    assert any(isinstance(layer, TTConv2D) for layer in tt_model.layers)
+    x = _images(64, batch=3)
+    path = tmp_path / "cnn.tflite"
+    report = export_tflite(tt_model, path, validation_data=x, verbose=0)
+    assert report.info.builtin_only
+    assert "CONV_2D" in report.op_versions
+    # The file holds the cores, not rebuilt kernels.
+    assert path.stat().st_size < 4 * 1.2 * tt_model.count_params() + 2**16
+    got = TFLiteRunner(path, num_threads=1)(x)
+    assert _relative_error(got, tt_model(x)) < 1e-4

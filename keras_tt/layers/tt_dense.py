@@ -284,7 +284,7 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
     # ------------------------------------------------------------------- call
 
     def contraction_plan(self, batch=None):
-        """The `keras_tt.contraction_plans.TTPlan` a call with ``batch`` rows runs.
+        """The `TTPlan` a call with ``batch`` rows runs.
 
         ``batch`` counts the rows of the flattened input (all axes but the
         last); ``None`` when unknown.

@@ -27,6 +27,7 @@ from keras_tt.layers.tt_conv import conv_to_tt_conv
 from keras_tt.layers.tt_conv import resolve_conv_layout
 from keras_tt.report import LayerRecord
 from keras_tt.report import register_tt_layer
+from keras_tt.tensorize._converters import KernelModesError
 from keras_tt.tensorize._converters import LayerConverter
 from keras_tt.tensorize._converters import register_converter
 
@@ -160,6 +161,23 @@ class ConvConverter(LayerConverter):
         for size in shape[:-2]:
             rows *= size
         return [("", rows, shape[-1])]
+
+    def kernel_layouts(self, layer, in_modes, out_modes):
+        # The modes factor the channels; the spatial core sits between the
+        # input- and output-channel cores.
+        kernel = layer.kernel
+        c_in, c_out = (int(s) for s in kernel.shape[-2:])
+        kernel_size = tuple(int(s) for s in kernel.shape[:-2])
+        try:
+            _, layout = resolve_conv_layout(
+                c_in, c_out, kernel_size, None, in_modes, out_modes
+            )
+        except ValueError as error:
+            size = "x".join(map(str, kernel_size))
+            raise KernelModesError(
+                str(error), "", f"{size} kernel, {c_in} -> {c_out} channels"
+            ) from None
+        return [("", layout)]
 
     def convert(self, layer, settings, callback):
         tt_rank = settings.get("tt_rank")

@@ -74,8 +74,24 @@ import dataclasses
 import keras
 
 from keras_tt.layers.tt_dense import dense_to_tt_dense
+from keras_tt.modes import resolve_layout
 from keras_tt.report import LayerRecord
 from keras_tt.report import layer_record
+
+
+class KernelModesError(ValueError):
+    """Modes that do not fit a kernel of a layer.
+
+    Attributes:
+        sub_name: the kernel's name inside the layer (``""`` for its only
+            kernel).
+        shape: the kernel's shape, as the error message shows it.
+    """
+
+    def __init__(self, message: str, sub_name: str = "", shape: str = ""):
+        super().__init__(message)
+        self.sub_name = sub_name
+        self.shape = shape
 
 
 class LayerConverter:
@@ -92,6 +108,27 @@ class LayerConverter:
     def kernels(self, layer: keras.layers.Layer) -> list[tuple[str, int, int]]:
         """``(sub_name, rows, cols)`` of every matrix ``convert`` decomposes."""
         raise NotImplementedError
+
+    def kernel_layouts(self, layer: keras.layers.Layer, in_modes, out_modes):
+        """``(sub_name, layout)`` for every kernel ``convert`` decomposes.
+
+        ``layout`` is the `keras_tt.modes.TTLayout` (its modes, with the
+        padding, and the largest TT-ranks) its cores get for the modes
+        given by the user (``None`` for automatic ones). By default the
+        modes factor the rows and columns of `kernels`; a converter whose
+        modes factor something else (a convolution's channels) overrides
+        this. Raises a `KernelModesError` when the modes do not fit.
+        """
+        layouts = []
+        for sub_name, rows, cols in self.kernels(layer):
+            try:
+                layout = resolve_layout(rows, cols, None, in_modes, out_modes)
+            except ValueError as error:
+                raise KernelModesError(
+                    str(error), sub_name, f"{rows}x{cols}"
+                ) from None
+            layouts.append((sub_name, layout))
+        return layouts
 
     def check(self, layer: keras.layers.Layer) -> None:
         """Raise a ValueError if ``layer`` cannot be converted."""

@@ -146,7 +146,8 @@ def tensorize(
             by default.
         modes: ``None`` for automatic modes (`keras_tt.auto_modes`), a pair
             ``(in_modes, out_modes)`` for every selected layer, or a dict
-            ``{layer name: (in_modes, out_modes)}``.
+            ``{layer name: (in_modes, out_modes)}``. For a convolution the
+            modes factor its input and output channels.
         verbose: 0 for silence; 1 for a progress bar (one step per
             truncation) and the printed report; 2 for the report and a
             one-line progress summary, as in `fit`.

@@ -6,6 +6,7 @@ import dataclasses
 import warnings
 
 from keras_tt import modes as modes_lib
+from keras_tt.tensorize._converters import KernelModesError
 from keras_tt.tensorize._selection import Selected
 from keras_tt.tt_matrix import num_tt_params
 
@@ -110,19 +111,16 @@ def plan(selected: Selected, tt_rank, rel_error, target_ratio, modes) -> Plan:
     if layer_modes is not None and in_modes is None and out_modes is None:
         in_modes, out_modes = layer_modes
 
-    kernels = converter.kernels(layer)
+    try:
+        layouts = converter.kernel_layouts(layer, in_modes, out_modes)
+    except KernelModesError as error:
+        where = f"{name}/{error.sub_name}" if error.sub_name else name
+        raise ValueError(f"Layer '{where}' ({error.shape}): {error}") from None
     steps = 0
     ranks = []
-    for sub_name, rows, cols in kernels:
+    for sub_name, layout in layouts:
         where = f"{name}/{sub_name}" if sub_name else name
-        try:
-            layout = modes_lib.resolve_layout(
-                rows, cols, None, in_modes, out_modes
-            )
-        except ValueError as error:
-            raise ValueError(
-                f"Layer '{where}' ({rows}x{cols}): {error}"
-            ) from None
+        rows, cols = layout.input_dim, layout.units
         steps += max(1, layout.num_cores - 1)
         kernel_rank = layer_rank
         if layer_ratio is not None:
@@ -146,7 +144,7 @@ def plan(selected: Selected, tt_rank, rel_error, target_ratio, modes) -> Plan:
                     raise ValueError(
                         f"Layer '{where}' ({rows}x{cols}): {error}"
                     ) from None
-    if layer_ratio is not None and len(kernels) == 1:
+    if layer_ratio is not None and len(layouts) == 1:
         layer_rank = ranks[0]
     return Plan(
         selected,
