@@ -8,7 +8,8 @@ weights (``weights=None``, no download):
 - MobileNetV2: full TT-ranks give the original logits, the depthwise
   convolutions are left alone with the reason, `.keras` round trip, and
   at TT-rank 8 a builtin-only LiteRT file that matches Keras;
-- EfficientNetB0: share reached, compression at rank 16, outputs finite;
+- EfficientNetB0: share reached, compression at rank 16, outputs finite,
+  a builtin-only LiteRT file that matches Keras;
 - MobileNetV3Small: full TT-ranks give the original logits, share
   reached. (Its LiteRT export is not compared here: LiteRT's CompiledModel
   disagrees with Keras on the original, untensorized network already.)
@@ -101,7 +102,7 @@ def test_mobilenet_v2_full_rank_equals_original_and_round_trips(tmp_path):
     )
 
 
-def test_efficientnet_b0_share_and_compression_at_rank_16():
+def test_efficientnet_b0_share_compression_and_export_at_rank_16(tmp_path):
     model = _build(keras.applications.EfficientNetB0, 64)
     tt_model = keras_tt.tensorize(model, tt_rank=16, verbose=0)
     report = tt_model.tensorize_report
@@ -109,6 +110,7 @@ def test_efficientnet_b0_share_and_compression_at_rank_16():
     assert report.compression_ratio > 2
     y = keras.ops.convert_to_numpy(tt_model(_images(64)))
     assert np.all(np.isfinite(y))
+    _check_litert_export(tt_model, tmp_path)
 
 
 def test_mobilenet_v3_small_full_rank_and_share():
@@ -120,20 +122,14 @@ def test_mobilenet_v3_small_full_rank_and_share():
     assert _reached_share(model, tt_model) > 0.8
 
 
-def test_tensorized_mobilenet_v2_exports_builtin_only_and_matches_keras(
-    tmp_path,
-):
-    # ResNet50's export is verified the same way (inside export_tflite) by
-    # `benchmarks/conv_speed.py --parts models`, too slow for this suite.
+def _check_litert_export(tt_model, folder):
+    """A builtin-only float32 file of the cores that matches Keras."""
     pytest.importorskip("ai_edge_litert.interpreter")
     from keras_tt.export import TFLiteRunner
     from keras_tt.export import export_tflite
 
-    model = _build(keras.applications.MobileNetV2, 64)
-    tt_model = keras_tt.tensorize(model, tt_rank=8, verbose=0)
-    assert any(isinstance(layer, TTConv2D) for layer in tt_model.layers)
     x = _images(64, batch=3)
-    path = tmp_path / "cnn.tflite"
+    path = folder / "cnn.tflite"
     report = export_tflite(tt_model, path, validation_data=x, verbose=0)
     assert report.info.builtin_only
     assert "CONV_2D" in report.op_versions
@@ -141,3 +137,14 @@ def test_tensorized_mobilenet_v2_exports_builtin_only_and_matches_keras(
     assert path.stat().st_size < 4 * 1.2 * tt_model.count_params() + 2**16
     got = TFLiteRunner(path, num_threads=1)(x)
     assert _relative_error(got, tt_model(x)) < 1e-4
+
+
+def test_tensorized_mobilenet_v2_exports_builtin_only_and_matches_keras(
+    tmp_path,
+):
+    # ResNet50's export is verified the same way (inside export_tflite) by
+    # `benchmarks/conv_speed.py --parts models`, too slow for this suite.
+    model = _build(keras.applications.MobileNetV2, 64)
+    tt_model = keras_tt.tensorize(model, tt_rank=8, verbose=0)
+    assert any(isinstance(layer, TTConv2D) for layer in tt_model.layers)
+    _check_litert_export(tt_model, tmp_path)
