@@ -47,8 +47,8 @@ from benchmarks.timing import format_table  # noqa: E402
 from benchmarks.timing import interleaved_median_seconds  # noqa: E402
 from keras_tt import TTEmbedding  # noqa: E402
 from keras_tt import export_tflite  # noqa: E402
-from keras_tt.contraction import LITERT_INT8  # noqa: E402
-from keras_tt.contraction import contraction_scope  # noqa: E402
+from keras_tt.contraction_plans import LITERT  # noqa: E402
+from keras_tt.contraction_plans import contraction_scope  # noqa: E402
 from keras_tt.layers import _lookup  # noqa: E402
 
 # (label, vocabulary, width, TT-rank)
@@ -167,7 +167,7 @@ def _cases(min_seconds, litert, folder):
                     for m, n in zip(models, ("dense", "tt"))
                 )
             )
-            with contraction_scope(LITERT_INT8):
+            with contraction_scope(LITERT):
                 plan = tt.lookup_plan(batch)
             cases.append(
                 (label, "LiteRT", batch, runs, ids, tt, plan, rate_litert)

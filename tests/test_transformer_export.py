@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import keras_tt
-from keras_tt.contraction import LITERT_INT8
-from keras_tt.contraction import contraction_scope
+from keras_tt.contraction_plans import LITERT
+from keras_tt.contraction_plans import LITERT_INT8
+from keras_tt.contraction_plans import contraction_scope
 
 pytest.importorskip("ai_edge_litert")
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
@@ -109,7 +110,8 @@ def test_lookup_with_tables_exports_small_and_matches(tmp_path, quantization):
     layer = keras_tt.TTEmbedding(4096, 64, 8)
     ids = keras.Input((64,), dtype="int32")
     model = keras.Model(ids, layer(ids))
-    with contraction_scope(LITERT_INT8):
+    scope = LITERT_INT8 if quantization == "int8" else LITERT
+    with contraction_scope(scope):
         groups = layer.lookup_plan(4 * 64).groups
     # A table of row prefixes and one of row suffixes.
     assert len(groups) == 2 and all(b - a > 1 for a, b in groups)

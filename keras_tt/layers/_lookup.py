@@ -38,8 +38,8 @@ import keras
 
 from keras_tt.contraction import anchor_to_input
 from keras_tt.contraction import einsum
-from keras_tt.contraction import in_litert_scope
 from keras_tt.contraction import merge_cores
+from keras_tt.contraction_plans import in_litert_scope
 
 # Ids assumed when their number is not known while tracing.
 UNKNOWN_IDS = 32

@@ -12,8 +12,8 @@ from keras import initializers
 from keras import regularizers
 
 from keras_tt import modes as modes_lib
-from keras_tt.contraction import in_litert_scope
 from keras_tt.contraction import tt_matmul
+from keras_tt.contraction_plans import in_litert_scope
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.initializers import TTVarianceScaling
 from keras_tt.initializers import as_tt_initializer
