@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 import keras_tt
+from keras_tt.contraction_plans import LITERT
+from keras_tt.contraction_plans import LITERT_INT8
+from keras_tt.contraction_plans import contraction_scope
 
 pytest.importorskip("ai_edge_litert")
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
@@ -86,6 +89,56 @@ def test_layers_export_builtin_only_and_match(tmp_path, which, quantization):
         assert report.relative_error < 1e-5
     else:
         assert report.relative_error < 0.1
+
+
+# Tables of row prefixes and suffixes add products with constant cores,
+# transposes, and the exact zero computed from the ids that keeps them out
+# of the file's constants (`keras_tt.contraction.anchor_to_input`).
+TABLE_OPS = LOOKUP_OPS | {
+    "CAST",
+    "FULLY_CONNECTED",
+    "GREATER",
+    "MUL",
+    "STRIDED_SLICE",
+    "TRANSPOSE",
+}
+
+
+@pytest.mark.parametrize("quantization", [None, "int8"])
+def test_lookup_with_tables_exports_small_and_matches(tmp_path, quantization):
+    keras.utils.set_random_seed(0)
+    layer = keras_tt.TTEmbedding(4096, 64, 8)
+    ids = keras.Input((64,), dtype="int32")
+    model = keras.Model(ids, layer(ids))
+    scope = LITERT_INT8 if quantization == "int8" else LITERT
+    with contraction_scope(scope):
+        groups = layer.lookup_plan(4 * 64).groups
+    # A table of row prefixes and one of row suffixes.
+    assert len(groups) == 2 and all(b - a > 1 for a, b in groups)
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 4096, size=(16, 64)).astype("int32")
+    report = keras_tt.export_tflite(
+        model,
+        tmp_path / "m.tflite",
+        quantization=quantization,
+        representative_data=data,
+        batch_size=4,
+        verbose=False,
+    )
+    assert report.info.builtin_only
+    assert _max_rank(report.path) <= 4
+    ops = set(report.op_versions) - {"QUANTIZE", "DEQUANTIZE"}
+    assert ops <= TABLE_OPS, ops - TABLE_OPS
+    # The tables are computed in the file, not stored: the file stays
+    # about the size of the cores.
+    core_bytes = 4 * layer.num_core_params
+    assert os.path.getsize(report.path) < 1.5 * core_bytes + 12_000
+    x = rng.integers(0, 4096, size=(4, 64)).astype("int32")
+    got = keras_tt.export.TFLiteRunner(report.path).predict(x)
+    expected = layer.full_table()[x]
+    scale = np.abs(expected).max()
+    tolerance = 1e-5 if quantization is None else 0.1
+    np.testing.assert_allclose(got, expected, atol=tolerance * scale)
 
 
 @pytest.mark.zoo

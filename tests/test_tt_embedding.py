@@ -1,13 +1,16 @@
 """TTEmbedding: lookups against the reconstructed table, the Embedding
 contract, initialisation, conversion, errors."""
 
+import itertools
 import math
 
 import keras
 import numpy as np
 import pytest
 from tt_reference import naive_full_matrix
+from tt_reference import naive_rows
 
+from keras_tt.layers._lookup import LookupPlan
 from keras_tt.layers.tt_embedding import TTEmbedding
 
 pytestmark = pytest.mark.multibackend
@@ -364,3 +367,111 @@ def test_resizable_batch_export_of_3d_ids_matches_keras(tmp_path):
     got = keras_tt.export.TFLiteRunner(path).predict(x)
     assert got.shape == (3, 4, 3, 60)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------- lookup plans
+
+
+def _trees(first, last):
+    """Every binary product order over runs ``first .. last``."""
+    if first == last:
+        return [first]
+    return [
+        (left, right)
+        for split in range(first, last)
+        for left in _trees(first, split)
+        for right in _trees(split + 1, last)
+    ]
+
+
+def _every_plan(d):
+    for cuts in itertools.product((False, True), repeat=d - 1):
+        bounds = [0] + [k + 1 for k, cut in enumerate(cuts) if cut] + [d]
+        groups = tuple(zip(bounds[:-1], bounds[1:]))
+        for tree in _trees(0, len(groups) - 1):
+            yield LookupPlan(groups, tree)
+
+
+def _with_plan(layer, plan):
+    layer.lookup_plan = lambda ids=None: plan
+    return layer
+
+
+@pytest.mark.parametrize(
+    "input_dim, output_dim, vocab_modes, embed_modes, tt_rank, count",
+    [
+        (48, 8, (2, 2, 3, 4), (1, 2, 2, 2), (2, 3, 4), 15),
+        (37, 9, None, None, 3, 5),  # 3 cores, padded on both sides
+    ],
+)
+def test_every_lookup_plan_gives_the_rows_of_the_table(
+    rng, input_dim, output_dim, vocab_modes, embed_modes, tt_rank, count
+):
+    # Every way of cutting the cores into tables (prefix, middle, suffix,
+    # the whole table) and every order of the per-id products.
+    layer = TTEmbedding(
+        input_dim,
+        output_dim,
+        tt_rank,
+        vocab_modes=vocab_modes,
+        embed_modes=embed_modes,
+        embeddings_initializer="random_normal",
+    )
+    layer.build()
+    # Every id, and negative ones; 2-D ids of an even count.
+    ids = np.arange(-input_dim, input_dim).reshape(2, -1)
+    cores = [_numpy(c).astype(np.float64) for c in layer.cores]
+    expected = naive_rows(cores, ids % input_dim)[:, :output_dim]
+    plans = list(_every_plan(len(layer.cores)))
+    assert len(plans) == count
+    for plan in plans:
+        y = _numpy(_with_plan(layer, plan)(ids))
+        np.testing.assert_allclose(
+            y.reshape(-1, output_dim), expected, atol=1e-5, err_msg=plan.name
+        )
+
+
+def test_plans_follow_the_number_of_ids():
+    # BERT-base's token table at rank 32: one id runs the per-id chain,
+    # 256 ids share a table of row prefixes and one of row suffixes.
+    layer = TTEmbedding(30522, 768, 32)
+    single = tuple((k, k + 1) for k in range(len(layer.vocab_modes)))
+    assert layer.lookup_plan(1).groups == single
+    many = layer.lookup_plan(256).groups
+    assert len(many) == 2 and many[0][0] == 0 and many[-1][1] == 8
+    assert layer.lookup_plan(None) == layer.lookup_plan(32)
+
+
+@pytest.mark.parametrize("count", [1, 7, 256])
+def test_large_table_lookups_equal_slice_products(rng, count):
+    # The plans the layer picks for a BERT-sized table, checked against
+    # products of core slices in float64.
+    layer = TTEmbedding(30522, 768, 32, embeddings_initializer="random_normal")
+    ids = rng.integers(-30522, 30522, size=(count,))
+    ids[:2] = [30521, -30522][: min(count, 2)]
+    y = _numpy(layer(ids.reshape(count, 1)))
+    assert y.shape == (count, 1, 768)
+    cores = [_numpy(c).astype(np.float64) for c in layer.cores]
+    expected = naive_rows(cores, ids % 30522)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(y[:, 0], expected, atol=1e-5 * scale)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "jax",
+    reason="JAX fills out-of-range gathers instead of raising",
+)
+@pytest.mark.parametrize("bad_id", [22, 23, 1000, -23])
+def test_out_of_range_ids_fail_with_tables(bad_id):
+    # A table of prefixes and a table of suffixes: the prefix gather
+    # refuses the id.
+    layer = TTEmbedding(22, 4, 2)
+    assert layer.padded_input_dim == 24
+    dense = keras.layers.Embedding(22, 4)
+    with pytest.raises(Exception) as dense_error:  # noqa: B017
+        dense(np.array([0, bad_id]))
+    d = len(layer.vocab_modes)
+    assert d >= 2
+    _with_plan(layer, LookupPlan(((0, 1), (1, d)), (0, 1)))
+    with pytest.raises(type(dense_error.value)):
+        layer(np.array([0, bad_id]))

@@ -32,3 +32,21 @@ def random_cores(rng, in_modes, out_modes, ranks, dtype=np.float64):
         rng.standard_normal((ranks[k], n, m, ranks[k + 1])).astype(dtype)
         for k, (n, m) in enumerate(zip(in_modes, out_modes))
     ]
+
+
+def naive_rows(cores, ids):
+    """Rows ``ids`` of the TT-matrix of ``cores``, one id at a time.
+
+    Uses nothing from keras_tt: each id is split into its C-order digits
+    over the row modes, and the core slices of those digits are contracted
+    in order, left to right.
+    """
+    in_modes = [c.shape[1] for c in cores]
+    rows = []
+    for i in np.ravel(ids):
+        digits = np.unravel_index(int(i), in_modes)
+        state = np.ones((1,))
+        for core, ik in zip(cores, digits):
+            state = np.tensordot(state, core[:, ik], axes=(-1, 0))
+        rows.append(state.reshape(-1))
+    return np.stack(rows)

@@ -12,13 +12,16 @@ from keras import initializers
 from keras import regularizers
 
 from keras_tt import modes as modes_lib
-from keras_tt.contraction import einsum
 from keras_tt.contraction import tt_matmul
+from keras_tt.contraction_plans import in_litert_scope
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.initializers import TTVarianceScaling
 from keras_tt.initializers import as_tt_initializer
 from keras_tt.layer_decomposition import decompose_for_layer
 from keras_tt.layer_decomposition import float_matrix
+from keras_tt.layers._lookup import LookupPlan
+from keras_tt.layers._lookup import choose_lookup_plan
+from keras_tt.layers._lookup import lookup_rows
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import check_core_count
@@ -54,9 +57,17 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
     Lookup. An id ``i`` is split into its digits ``i_k`` in the mixed radix
     of the vocab modes (integer division and remainder), the slice
     ``G_k[:, i_k, :, :]`` of every core is gathered, and the slices are
-    multiplied together for each id: a chain of batched matrix products
-    over tensors of at most 4 dimensions. The table is never formed, and
-    each lookup costs about ``D r^2`` multiply-adds.
+    multiplied together for each id, as batched matrix products over the
+    ids, in the order that keeps the intermediate results smallest. When
+    many ids are looked up at once, runs of neighbouring cores are first
+    merged, for every value of their digits, into small tables computed
+    from the cores at each call (the products of the first cores for every
+    row prefix, of the last ones for every row suffix), and each id then
+    gathers its prefix and suffix and pays only for the products between
+    them. `lookup_plan` says which, for a number of ids; the plan is
+    chosen from the static shape of the ids. Every tensor has at most 4
+    dimensions and the full table is never formed (except for a table
+    small enough to be cheaper than the per-id products).
 
     Modes. When ``vocab_modes`` / ``embed_modes`` are not given, both
     widths are split into the same number of balanced modes (at most 8 each
@@ -348,47 +359,58 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
         if inputs.dtype not in ("int32", "int64"):
             inputs = ops.cast(inputs, "int32")
         ids = ops.reshape(inputs, (-1,))
+        plan = self.lookup_plan(_id_count(inputs.shape))
         digits = self._digits(ids)
-        state, width = None, 1
-        for k, core in enumerate(self.cores):
-            core = ops.cast(core, self.compute_dtype)
-            # (r, n, m, s) -> (n, r, m * s): gather rows of the first axis.
-            r, n, m, s = self.layout.core_shapes[k]
-            table = ops.reshape(
-                ops.transpose(core, (1, 0, 2, 3)), (n, r, m * s)
-            )
-            piece = ops.take(table, digits[k], axis=0)  # (B, r, m * s)
-            if state is None:
-                state = ops.reshape(piece, (-1, m, s))
-            else:
-                state = einsum("bar,brc->bac", state, piece)
-                state = ops.reshape(state, (-1, width * m, s))
-            width *= m
-        y = ops.reshape(state, (-1, self.padded_output_dim))
+        cores = [ops.cast(core, self.compute_dtype) for core in self.cores]
+        y = lookup_rows(ids, digits, cores, plan)
         if self.padded_output_dim > self.output_dim:
             y = y[:, : self.output_dim]
         return ops.reshape(y, leading_shape(inputs, 0) + (self.output_dim,))
 
-    def _digits(self, ids):
-        """The vocab-mode digits of each id, first digit first.
+    def lookup_plan(self, ids=None) -> LookupPlan:
+        """How a lookup of ``ids`` ids is computed (see "Lookup" above).
 
-        Out-of-range ids are sent to a first digit ``n_1``, outside the first
-        core, so that its gather fails as `keras.layers.Embedding`'s does.
+        Returns the ``LookupPlan`` of least modelled cost: which runs of
+        cores become tables and the order of the per-id products.
+        ``None`` stands for a number not known while tracing.
+        """
+        return choose_lookup_plan(
+            self.vocab_modes, self.embed_modes, self.tt_ranks, ids
+        )
+
+    def _digits(self, ids):
+        """A callable giving, for cores ``start .. stop - 1``, the digit of
+        every id in the mixed radix of the vocab modes (merged over the
+        run).
+
+        Out-of-range ids are sent to ``padded_input_dim``, whose first digit
+        is outside the first core (or table), so that its gather fails as
+        `keras.layers.Embedding`'s does.
         """
         ops = keras.ops
         vocab = self.input_dim
         ids = ops.where(ops.less(ids, 0), ops.add(ids, vocab), ids)
         valid = ops.logical_and(ops.greater_equal(ids, 0), ops.less(ids, vocab))
         ids = ops.where(valid, ids, self.padded_input_dim)
-        digits = []
-        stride = self.padded_input_dim
-        for k, n in enumerate(self.vocab_modes):
-            stride //= n
-            digit = ops.floor_divide(ids, stride) if stride > 1 else ids
-            if k > 0:
-                digit = ops.mod(digit, n)
-            digits.append(digit)
-        return digits
+        modes = self.vocab_modes
+
+        def digit(start, stop, reverse=False):
+            if reverse:
+                value, scale = None, 1
+                for k in range(start, stop):
+                    term = digit(k, k + 1)
+                    if scale > 1:
+                        term = ops.multiply(term, scale)
+                    value = term if value is None else ops.add(value, term)
+                    scale *= modes[k]
+                return value
+            stride = math.prod(modes[stop:])
+            value = ops.floor_divide(ids, stride) if stride > 1 else ids
+            if start > 0:
+                value = ops.mod(value, math.prod(modes[start:stop]))
+            return value
+
+        return digit
 
     def _reverse(self, inputs):
         ops = keras.ops
@@ -551,6 +573,17 @@ class TTEmbedding(TTLayerMixin, keras.layers.Layer):
             "reverse_dtype": self.reverse_dtype,
         }
         return {**base_config, **config}
+
+
+def _id_count(shape):
+    """The number of ids of an input of this shape, or None when not all
+    of it is known. While tracing for LiteRT an unknown axis counts as 1
+    (the on-device case: one sample)."""
+    if None not in shape:
+        return math.prod(shape)
+    if in_litert_scope():
+        return math.prod(1 if v is None else v for v in shape)
+    return None
 
 
 def _check_soft_cap(logit_soft_cap):
