@@ -393,3 +393,56 @@ def test_data_aware_init_reads_inputs_in_the_equations_axis_order(rng):
     (canonical, first), (reordered, second) = results
     assert reordered.error_after == pytest.approx(canonical.error_after, 1e-4)
     np.testing.assert_allclose(second, first, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "equation, output_shape, input_shape, in_modes",
+    [
+        ("abc,cd->abd", (None, 48), (3, 40, 60), (6, 10)),
+        ("abc,cde->abde", (None, 4, 12), (2, 40, 61), None),  # 61 padded
+        ("abcd,cde->abe", (None, 30), (2, 40, 8, 6), (6, 8)),
+    ],
+)
+def test_every_contraction_equals_the_einsum_of_the_full_kernel(
+    equation, output_shape, input_shape, in_modes
+):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=input_shape).astype("float32")
+    outputs = {}
+    for contraction in ("chain", "dense", "auto"):
+        keras.utils.set_random_seed(1)
+        layer = TTEinsumDense(
+            equation,
+            output_shape,
+            tt_rank=5,
+            in_modes=in_modes,
+            bias_axes=equation.split("->")[1][-1],
+            bias_initializer="random_normal",
+            contraction=contraction,
+        )
+        outputs[contraction] = _numpy(layer(x))
+        assert layer.get_config()["contraction"] == contraction
+        expected = np.einsum(equation, x, layer.full_kernel())
+        expected = expected + _numpy(layer.bias)
+        np.testing.assert_allclose(
+            outputs[contraction], expected, rtol=1e-4, atol=1e-4
+        )
+    if input_shape[-1] == 61:  # the padded case pads its input
+        assert layer.padded_input_dim > layer.input_dim
+    with pytest.raises(ValueError, match="contraction"):
+        TTEinsumDense(equation, output_shape, tt_rank=4, contraction="fast")
+
+
+def test_auto_plans_for_the_rows_of_the_call():
+    layer = TTEinsumDense(
+        "abc,cd->abd",
+        (None, 1024),
+        tt_rank=8,
+        in_modes=(4, 8, 8, 4),
+        out_modes=(4, 8, 8, 4),
+    )
+    layer.build((None, None, 1024))
+    one, many = layer.contraction_plan(1), layer.contraction_plan(4096)
+    assert not one.is_dense and many.is_dense
+    restored = TTEinsumDense.from_config(layer.get_config())
+    assert restored.contraction == "auto"

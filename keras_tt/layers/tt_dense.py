@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 from keras import activations
 
 from keras_tt import modes as modes_lib
-from keras_tt.contraction import anchor_to_input
-from keras_tt.contraction import einsum
-from keras_tt.contraction import rebuilt_matmul
-from keras_tt.contraction import tt_kernel
-from keras_tt.contraction import tt_matmul
 from keras_tt.contraction_plans import check_contraction
-from keras_tt.contraction_plans import choose_plan
-from keras_tt.contraction_plans import in_litert_scope
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.layer_decomposition import decompose_for_layer
 from keras_tt.layer_decomposition import float_matrix
+from keras_tt.layers._planned_matmul import layer_plan
+from keras_tt.layers._planned_matmul import planned_matmul
+from keras_tt.layers._planned_matmul import rows_for_plan
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import assign_copy
@@ -290,14 +284,7 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
         last); ``None`` when unknown.
         """
         self._check_built("contraction_plan")
-        return choose_plan(
-            self.in_modes,
-            self.out_modes,
-            self.tt_ranks,
-            batch=batch,
-            contraction=self.contraction,
-            itemsize=self._compute_itemsize,
-        )
+        return layer_plan(self, batch)
 
     def call(self, inputs):
         ops = keras.ops
@@ -305,35 +292,8 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
         x = inputs
         if len(inputs.shape) != 2:
             x = ops.reshape(inputs, (-1, self.input_dim))
-        leading = tuple(inputs.shape[:-1])
-        batch = None if None in leading else math.prod(leading)
-        litert = in_litert_scope()
-        if litert and batch is None and len(leading) > 1:
-            # A resizable batch of sequences: plan for one sequence.
-            batch = math.prod(v for v in leading if v is not None)
-        plan = self.contraction_plan(batch)
-        cores = self.cores
-        padded = (self.padded_input_dim, self.padded_units) != (
-            self.input_dim,
-            self.units,
-        )
-        if plan.is_dense and not padded:
-            y = rebuilt_matmul(x, cores)
-        elif plan.is_dense:
-            if litert:
-                cores = [anchor_to_input(core, x) for core in cores]
-            # Padding folded into the kernel: its extra rows and columns are
-            # sliced off instead of padding the input.
-            kernel = tt_kernel(cores)[: self.input_dim, : self.units]
-            y = einsum("an,nm->am", x, kernel)
-        else:
-            if self.padded_input_dim > self.input_dim:
-                x = ops.pad(
-                    x, [[0, 0], [0, self.padded_input_dim - self.input_dim]]
-                )
-            y = tt_matmul(x, cores, self.in_modes, self.out_modes, plan=plan)
-            if self.padded_units > self.units:
-                y = y[:, : self.units]
+        plan = self.contraction_plan(rows_for_plan(inputs.shape[:-1]))
+        y = planned_matmul(self, x, plan)
         if len(inputs.shape) != 2:
             y = ops.reshape(y, leading_shape(inputs) + (self.units,))
         if self.bias is not None:

@@ -12,10 +12,13 @@ import numpy as np
 from keras import activations
 
 from keras_tt import modes as modes_lib
-from keras_tt.contraction import tt_matmul
+from keras_tt.contraction_plans import check_contraction
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.layer_decomposition import decompose_for_layer
 from keras_tt.layer_decomposition import float_matrix
+from keras_tt.layers._planned_matmul import layer_plan
+from keras_tt.layers._planned_matmul import planned_matmul
+from keras_tt.layers._planned_matmul import rows_for_plan
 from keras_tt.layers._tt_base import TTLayerMixin
 from keras_tt.layers._tt_base import as_list
 from keras_tt.layers._tt_base import assign_copy
@@ -265,8 +268,8 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
 
     with ``W`` held as TT-cores as in `keras_tt.TTDense`: the input is
     transposed to its kept axes then ``C`` (when it is not so already),
-    reshaped to ``(-1, prod(C))``, multiplied by ``W`` through the chain of
-    `keras_tt.tt_matmul`, reshaped to the kept axes then ``F`` and
+    reshaped to ``(-1, prod(C))``, multiplied by ``W`` by the plan
+    ``contraction`` picks, reshaped to the kept axes then ``F`` and
     transposed to the output's order (again only when needed). Other
     equations (a batched kernel, a plain sum) are refused with the reason.
 
@@ -294,6 +297,10 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
         activity_regularizer: regulariser of the output.
         kernel_constraint: constraint applied to each core.
         bias_constraint: constraint of the bias.
+        contraction: ``"auto"`` (the default), ``"chain"`` or ``"dense"``:
+            how ``x @ W`` is computed, as in `keras_tt.TTDense`; ``"auto"``
+            plans for the static number of rows (the product of the kept
+            input axes), in TensorFlow and in LiteRT export.
         **kwargs: base layer keyword arguments.
 
     Example:
@@ -337,8 +344,10 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        contraction="auto",
         **kwargs,
     ):
+        check_contraction(contraction)
         parts = parse_equation(equation)
         free_shape = _free_shape(output_shape, parts)
         units = math.prod(free_shape)
@@ -381,6 +390,7 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
             kernel_constraint,
             bias_constraint,
         )
+        self.contraction = contraction
         self.contracted_shape = None
         self.input_dim = None
         self.tt_ranks = None
@@ -451,6 +461,15 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
             kernel = np.transpose(kernel, np.argsort(perm))
         return kernel
 
+    def contraction_plan(self, batch=None):
+        """The `TTPlan` a call with ``batch`` rows runs.
+
+        ``batch`` counts the rows of the flattened input (the product of
+        the input axes that are not contracted); ``None`` when unknown.
+        """
+        self._check_built("contraction_plan")
+        return layer_plan(self, batch)
+
     def call(self, inputs):
         ops = keras.ops
         inputs = float_input(inputs, self.compute_dtype)
@@ -462,13 +481,9 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
                 inputs, list(range(elided)) + [elided + p for p in perm]
             )
         x = ops.reshape(inputs, (-1, self.input_dim))
-        if self.padded_input_dim > self.input_dim:
-            x = ops.pad(
-                x, [[0, 0], [0, self.padded_input_dim - self.input_dim]]
-            )
-        y = tt_matmul(x, self.cores, self.in_modes, self.out_modes)
-        if self.padded_units > self.units:
-            y = y[:, : self.units]
+        kept_axes = len(inputs.shape) - len(self.contracted_shape)
+        plan = self.contraction_plan(rows_for_plan(inputs.shape[:kept_axes]))
+        y = planned_matmul(self, x, plan)
         kept = leading_shape(inputs, len(self.contracted_shape))
         y = ops.reshape(y, kept + self.free_shape)
         perm = parts.output_permutation
@@ -543,6 +558,7 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
             "activation": activations.serialize(self.activation),
             "bias_axes": self.bias_axes,
             **self._weight_arguments_config(),
+            "contraction": self.contraction,
         }
         return {**base_config, **config}
 
