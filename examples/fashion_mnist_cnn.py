@@ -49,7 +49,7 @@ L = keras.layers
 MIN_PARAMS = 1000
 
 
-def _block(x, filters, stride, name):
+def _block(x, filters, stride, name, momentum=0.99):
     shortcut = x
     y = L.Conv2D(
         filters,
@@ -59,27 +59,34 @@ def _block(x, filters, stride, name):
         use_bias=False,
         name=f"{name}_conv1",
     )(x)
-    y = L.ReLU()(L.BatchNormalization(name=f"{name}_bn1")(y))
+    y = L.ReLU()(L.BatchNormalization(momentum=momentum, name=f"{name}_bn1")(y))
     y = L.Conv2D(
         filters, 3, padding="same", use_bias=False, name=f"{name}_conv2"
     )(y)
-    y = L.BatchNormalization(name=f"{name}_bn2")(y)
+    y = L.BatchNormalization(momentum=momentum, name=f"{name}_bn2")(y)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = L.Conv2D(
             filters, 1, strides=stride, use_bias=False, name=f"{name}_proj"
         )(shortcut)
-        shortcut = L.BatchNormalization(name=f"{name}_bnp")(shortcut)
+        shortcut = L.BatchNormalization(momentum=momentum, name=f"{name}_bnp")(
+            shortcut
+        )
     return L.ReLU()(L.Add()([y, shortcut]))
 
 
-def build_resnet() -> keras.Model:
-    """The dense network (290,730 parameters)."""
+def build_resnet(bn_momentum: float = 0.99) -> keras.Model:
+    """The dense network (290,730 parameters).
+
+    ``bn_momentum``: of the batch norms' moving statistics. Keras's 0.99
+    needs several hundred steps before they match the batch statistics; a
+    run of a few hundred steps in all wants 0.9.
+    """
     inputs = keras.Input((28, 28, 1), name="image")
     x = L.Conv2D(32, 3, padding="same", use_bias=False, name="stem")(inputs)
-    x = L.ReLU()(L.BatchNormalization(name="stem_bn")(x))
+    x = L.ReLU()(L.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x))
     x = L.MaxPooling2D()(x)
-    x = _block(x, 64, 1, "b1")
-    x = _block(x, 128, 2, "b2")
+    x = _block(x, 64, 1, "b1", bn_momentum)
+    x = _block(x, 128, 2, "b2", bn_momentum)
     x = L.GlobalAveragePooling2D()(x)
     outputs = L.Dense(10, activation="softmax", name="head")(x)
     return keras.Model(inputs, outputs, name="fashion_resnet")
@@ -94,14 +101,36 @@ def _accuracy(model, x, y) -> float:
     return float(np.mean(np.argmax(predictions, axis=1) == y))
 
 
-def _compile(model, learning_rate, steps):
+def cosine_adam(learning_rate, steps):
     """Adam with a cosine decay of the learning rate to 0 over ``steps``."""
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    return keras.optimizers.Adam(schedule)
+
+
+def _compile(model, learning_rate, steps):
     model.compile(
-        keras.optimizers.Adam(schedule),
+        cosine_adam(learning_rate, steps),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+
+
+def train(
+    model, x, y, learning_rate, epochs, batch_size, validation_data, verbose
+):
+    """Compile with cosine decay over the run, fit; the seconds taken."""
+    steps = epochs * -(-len(x) // batch_size)
+    _compile(model, learning_rate, steps)
+    start = time.perf_counter()
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=validation_data,
+        verbose=verbose,
+    )
+    return time.perf_counter() - start
 
 
 def _selected(model):
@@ -205,24 +234,20 @@ def run(
     say(data.description)
     fit_verbose = 2 if verbose else 0
 
-    steps_per_epoch = -(-len(x_train) // batch_size)
-
-    def train(model, learning_rate, num_epochs) -> float:
-        """Compile with cosine decay over the run, fit; the seconds taken."""
-        _compile(model, learning_rate, num_epochs * steps_per_epoch)
-        start = time.perf_counter()
-        model.fit(
+    def fit(model, learning_rate, num_epochs) -> float:
+        return train(
+            model,
             x_train,
             y_train,
-            batch_size=batch_size,
-            epochs=num_epochs,
-            validation_data=(x_val, y_val),
-            verbose=fit_verbose,
+            learning_rate,
+            num_epochs,
+            batch_size,
+            (x_val, y_val),
+            fit_verbose,
         )
-        return time.perf_counter() - start
 
     model = build_resnet()
-    dense_seconds = train(model, 2e-3, epochs)
+    dense_seconds = fit(model, 2e-3, epochs)
     if save_dense:
         model.save(save_dense)
     dense_accuracy = _accuracy(model, x_test, y_test)
@@ -249,7 +274,7 @@ def run(
             else:
                 compressed = tucker2(model, rank)
             after_svd = _accuracy(compressed, x_test, y_test)
-            seconds = train(compressed, 1e-3, finetune_epochs)
+            seconds = fit(compressed, 1e-3, finetune_epochs)
             after = _accuracy(compressed, x_test, y_test)
             row = {
                 "target": ratio,
