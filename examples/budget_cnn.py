@@ -11,12 +11,15 @@ followed by the same number of fine-tuning epochs with the same optimizer
   entries) at one TT-rank, the largest that reaches the ratio, then plain
   ``fit`` on the labels;
 - ``budget``: ``keras_tt.tensorize(model, model_ratio=..., calibration_
-  data=...)`` (greedy allocation on a calibration sample of training
-  images), optionally `data_aware_init` (kept only when it raises the
+  data=...)`` (the default ``allocation="auto"`` on a calibration sample
+  of training images: the greedy and the threshold allocations, keeping
+  the one whose whole model changes the outputs less), optionally
+  `data_aware_init` (kept only when it raises the
   validation accuracy of the compressed model before fine-tuning; it
   applies to the Dense head only, TT convolutions have no data-aware
-  initialisation), then `distill` from the dense model (T = 4,
-  alpha = 0.5).
+  initialisation), then from that one starting point both plain ``fit``
+  (the allocation alone, against the uniform rank) and `distill` from the
+  dense model (T = 4, alpha = 0.5).
 
 Data: the official split of ``../shared/data/fashion-mnist``: 5,000 of the
 60,000 training images held out for validation (every choice is made on
@@ -179,7 +182,8 @@ def run(
         say(_line(row))
         keras.backend.clear_session()
 
-        # (b) the allocated budget, data-aware init if it helps, distill.
+        # (b) the allocated budget, data-aware init if it helps; then
+        # plain fit and distillation from that one starting point.
         start = time.perf_counter()
         ours = keras_tt.tensorize(
             model,
@@ -189,7 +193,8 @@ def run(
             verbose=0,
         )
         allocation_seconds = time.perf_counter() - start
-        ranks = dict(ours.tensorize_report.allocation.ranks)
+        allocation = ours.tensorize_report.allocation
+        ranks = dict(allocation.ranks)
         plain_weights = ours.get_weights()
         plain_val = cnn._accuracy(ours, x_val, y_val)
         records = data_aware_init(ours, model, calibration)
@@ -214,18 +219,30 @@ def run(
                 ],
             }
         )
-        name = (
-            "budget + data-aware + distill"
-            if use_aware
-            else ("budget + distill")
+        name = f"budget ({allocation.chosen_method} kept)" + (
+            " + data-aware" if use_aware else ""
         )
-        row = {
-            "model": name,
+        start_row = {
             "target": ratio,
             "accuracy_before_finetuning": cnn._accuracy(ours, x_test, y_test),
             "val_accuracy_before_finetuning": max(plain_val, aware_val),
             "ranks": ranks,
+            "allocation_candidates": allocation.candidates,
+            "allocation_seconds": allocation_seconds,
         }
+
+        # (b1) the same starting point, plain fit: the allocation alone.
+        fitted = keras.models.clone_model(ours)
+        fitted.set_weights(ours.get_weights())
+        row = {"model": name + " + fit", **start_row}
+        row["seconds"] = fit(fitted, 1e-3, finetune_epochs)
+        _finish(row, fitted, dense_params, x_val, y_val, x_test, y_test)
+        rows.append(row)
+        say(_line(row))
+        del fitted
+
+        # (b2) the same starting point, distilled from the dense model.
+        row = {"model": name + " + distill", **start_row}
         steps = finetune_epochs * -(-len(x_train) // batch_size)
         start = time.perf_counter()
         distill(
@@ -240,7 +257,6 @@ def run(
             verbose=fit_verbose,
         )
         row["seconds"] = time.perf_counter() - start
-        row["allocation_seconds"] = allocation_seconds
         _finish(row, ours, dense_params, x_val, y_val, x_test, y_test)
         rows.append(row)
         say(_line(row))
@@ -292,9 +308,12 @@ def markdown(results) -> str:
         f"batch {results['batch_size']}); calibration: the first "
         f"{results['calibration_size']} training images; seed "
         f"{results['seed']}. Budget rows: `tensorize(model_ratio=...)` "
-        "(greedy allocation on the calibration sample), then distillation "
-        "from the dense model (T = 4, alpha = 0.5); uniform rows: plain "
-        "`fit` on the labels.",
+        '(`allocation="auto"` on the calibration sample: the greedy and '
+        "the threshold allocation, the one whose whole model changes the "
+        "outputs less kept; both changes in the last table), then from "
+        "that one starting point plain `fit` on the labels (the "
+        "allocation alone) or distillation from the dense model (T = 4, "
+        "alpha = 0.5); uniform rows: plain `fit` on the labels.",
         "",
         "| model | params | whole model | test acc. | val acc. | "
         "before fine-tuning (test) | per-layer TT-ranks |",
@@ -334,6 +353,25 @@ def markdown(results) -> str:
             f"{_pct(entry['val_accuracy_data_aware'])} | "
             f"{'yes' if entry['used'] else 'no'} | {errors} |"
         )
+    lines += [
+        "",
+        'Allocations tried (`allocation="auto"`): relative squared change '
+        "of the model's outputs on the calibration sample, every selected "
+        "layer at its allocated rank at once, before fine-tuning:",
+        "",
+        "| target | greedy | threshold | kept |",
+        "|---:|---:|---:|---|",
+    ]
+    shown = set()
+    for row in results["rows"]:
+        tried = row.get("allocation_candidates")
+        if tried and row["target"] not in shown:
+            shown.add(row["target"])
+            kept = min(tried, key=tried.get)
+            lines.append(
+                f"| {row['target']:g}x | {tried['greedy']:.4f} | "
+                f"{tried['threshold']:.4f} | {kept} |"
+            )
     return "\n".join(lines) + "\n"
 
 

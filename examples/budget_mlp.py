@@ -101,7 +101,8 @@ def main():
         o0 = accuracy(ours, x_test, y_test)
         distill(ours, model, x_train, y_train, epochs=args.finetune_epochs)
         o1 = accuracy(ours, x_test, y_test)
-        ranks = ours.tensorize_report.allocation.ranks
+        allocation = ours.tensorize_report.allocation
+        ranks, kept = allocation.ranks, allocation.chosen_method
         print(
             f"| {ratio:g}x uniform rank {rank} + fine-tune | "
             f"{uniform.count_params():,} | "
@@ -109,7 +110,8 @@ def main():
             f"{u1:.2%} | before fine-tuning {u0:.2%} |"
         )
         print(
-            f"| {ratio:g}x budget {ranks} + data-aware + distill | "
+            f"| {ratio:g}x budget {ranks} ({kept} kept of "
+            f"{allocation.candidates}) + data-aware + distill | "
             f"{ours.count_params():,} | "
             f"{model.count_params() / ours.count_params():.1f}x | "
             f"{o1:.2%} | before distillation {o0:.2%} |"

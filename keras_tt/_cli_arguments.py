@@ -167,10 +167,12 @@ def build_parser(
     )
     tensorize.add_argument(
         "--allocation",
-        choices=("threshold", "greedy"),
+        choices=("auto", "threshold", "greedy"),
         default=None,
         help="with --model-ratio: shared error threshold (default without "
-        "--calibration) or greedy by output change (default with it)",
+        "--calibration), greedy by output change, or auto (default with "
+        "--calibration): both, keeping the one whose whole model changes "
+        "the outputs less on the calibration sample",
     )
     tensorize.add_argument(
         "--data-aware",

@@ -213,7 +213,14 @@ class OutputChange:
         self.norm = float(np.sum(self.reference**2)) or 1.0
 
     def __call__(self, layer, new_layer) -> float:
-        with replaced(layer, new_layer):
+        return self.of_all([(layer, new_layer)])
+
+    def of_all(self, pairs) -> float:
+        """The change with every ``(layer, new_layer)`` of ``pairs``
+        swapped at once."""
+        with contextlib.ExitStack() as stack:
+            for layer, new_layer in pairs:
+                stack.enter_context(replaced(layer, new_layer))
             outputs = model_outputs(self.model, self.data, self.batch_size)
         change = float(np.sum((outputs - self.reference) ** 2)) / self.norm
         return change if math.isfinite(change) else math.inf

@@ -67,6 +67,18 @@ def uniform_at_budget(model, ratio):
     return best
 
 
+def calibrated_budget(model, x, **kwargs):
+    """The model tensorized to `RATIO` with the first 128 rows as sample."""
+    return tensorize(
+        model,
+        model_ratio=RATIO,
+        calibration_data=x[:128],
+        min_params=1000,
+        verbose=0,
+        **kwargs,
+    )
+
+
 def snapshot(model):
     return [np.array(w) for w in model.get_weights()]
 
@@ -121,15 +133,12 @@ def test_calibrated_greedy_beats_uniform_rank_at_the_same_size():
     # the output, which only data can tell.
     model, x = two_branch_model(ranks=(8, 8), weight=0.05)
     uniform = uniform_at_budget(model, RATIO)
-    tt_model = tensorize(
-        model,
-        model_ratio=RATIO,
-        calibration_data=x[:128],
-        min_params=1000,
-        verbose=0,
-    )
+    tt_model = calibrated_budget(model, x)
     budget = tt_model.tensorize_report.allocation
-    assert budget.method == "greedy" and budget.calibrated
+    # The default with data tries both rules; the greedy one is kept here.
+    assert budget.method == "auto" and budget.calibrated
+    assert budget.chosen_method == "greedy"
+    assert budget.candidates["greedy"] < budget.candidates["threshold"]
     assert tt_model.count_params() <= model.count_params() / RATIO
     assert budget.ranks["fc_a"] > budget.ranks["fc_b"]
     # Measured on examples the calibration did not see.
@@ -214,3 +223,74 @@ def test_bad_budget_arguments_leave_the_model_untouched(kwargs, match):
         np.testing.assert_array_equal(a, b)
     assert model.get_config() == config
     assert all("call" not in vars(layer) for layer in model.layers)
+
+
+@pytest.mark.parametrize("kernel_ranks", [(8, 8), (2, 8)])
+def test_auto_keeps_the_allocation_that_changes_the_outputs_less(
+    kernel_ranks,
+):
+    model, x = two_branch_model(ranks=kernel_ranks, weight=0.05)
+    sample = x[:128]
+    results = {
+        rule: calibrated_budget(model, x, allocation=rule)
+        for rule in ("auto", "greedy", "threshold")
+    }
+    # Each allocation's whole-model change, measured on its own result.
+    measured = {
+        rule: output_error(model, tt_model, sample) ** 2
+        for rule, tt_model in results.items()
+    }
+    auto = results["auto"].tensorize_report.allocation
+    for rule in ("greedy", "threshold"):
+        budget = results[rule].tensorize_report.allocation
+        assert budget.chosen_method == rule and budget.candidates is None
+        np.testing.assert_allclose(
+            budget.output_change, measured[rule], rtol=1e-3
+        )
+        np.testing.assert_allclose(
+            auto.candidates[rule], measured[rule], rtol=1e-3
+        )
+    kept = min(("greedy", "threshold"), key=measured.get)
+    assert auto.chosen_method == kept
+    assert auto.ranks == results[kept].tensorize_report.allocation.ranks
+    assert measured["auto"] <= min(measured["greedy"], measured["threshold"])
+    assert f"{kept} kept" in str(results["auto"].tensorize_report)
+
+
+def test_auto_without_data_is_the_threshold_rule():
+    model, _ = two_branch_model()
+    auto = tensorize(
+        model, model_ratio=RATIO, allocation="auto", min_params=1000, verbose=0
+    )
+    threshold = tensorize(model, model_ratio=RATIO, min_params=1000, verbose=0)
+    budget = auto.tensorize_report.allocation
+    assert budget.chosen_method == "threshold" and budget.output_change is None
+    assert budget.ranks == threshold.tensorize_report.allocation.ranks
+
+
+def test_auto_keeps_threshold_when_single_layer_sensitivities_mislead(
+    monkeypatch,
+):
+    # Single-layer changes that say the opposite of the joint one (as
+    # when changes saturate or interact): the greedy rule follows them,
+    # the joint measurement of both allocations does not.
+    from keras_tt import calibration
+
+    class Misleading(calibration.OutputChange):
+        def __call__(self, layer, new_layer):
+            true = super().__call__(layer, new_layer)
+            return 1.0 / (1.0 + true) if layer.name == "fc_a" else true
+
+    monkeypatch.setattr(calibration, "OutputChange", Misleading)
+    model, x = two_branch_model(ranks=(8, 8))
+    tt_model = calibrated_budget(model, x)
+    budget = tt_model.tensorize_report.allocation
+    assert budget.candidates["threshold"] < budget.candidates["greedy"]
+    assert budget.chosen_method == "threshold"
+    np.testing.assert_allclose(
+        budget.output_change,
+        output_error(model, tt_model, x[:128]) ** 2,
+        rtol=1e-3,
+    )
+    threshold = calibrated_budget(model, x, allocation="threshold")
+    assert budget.ranks == threshold.tensorize_report.allocation.ranks

@@ -36,7 +36,8 @@ def test_model_ratio_with_calibration_and_data_aware_init(tmp_path, capsys):
     )
     assert code in (0, None)
     out = capsys.readouterr().out
-    assert "allocation=greedy" in out and "data-aware fc1" in out
+    assert "allocation=auto" in out and "data-aware fc1" in out
+    assert "kept (whole-model output change: greedy" in out
     loaded = keras.saving.load_model(target)
     assert model.count_params() / loaded.count_params() >= 8
 

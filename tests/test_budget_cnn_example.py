@@ -1,11 +1,12 @@
 """examples/budget_cnn.py end to end on a tiny subset of Fashion-MNIST.
 
-Marked `slow`: it trains the ResNet for one epoch on 128 images, then two
+Marked `slow`: it trains the ResNet for one epoch on 128 images, then three
 compressed copies at 50x; the budget's rank sweep on the calibration
 sample takes most of the time. Skipped without the data. The accuracies
 of so short a run mean nothing; the checks are on the pipeline: the rows,
 the whole-model sizes against the parameter count of a built network, the
-uniform rank against the ratio, and the files written.
+uniform rank against the ratio, the two recoveries from one starting
+point, and the files written.
 """
 
 import csv
@@ -63,13 +64,13 @@ def test_quick_run_compares_uniform_rank_and_budget(
         batch_size=64,
         verbose=0,
     )
-    dense, uniform, budget = results["rows"]
+    dense, uniform, budget_fit, budget = results["rows"]
     # The dense count, from the weights of a freshly built network.
     built = example.cnn.build_resnet()
     assert dense["params"] == sum(int(np.prod(w.shape)) for w in built.weights)
     assert dense["params"] == 290_730
     selected = [layer.name for layer in example.cnn._selected(built)]
-    for row in (uniform, budget):
+    for row in (uniform, budget_fit, budget):
         assert row["target"] == 50
         assert row["compression"] >= 50
         assert row["compression"] == pytest.approx(
@@ -93,6 +94,19 @@ def test_quick_run_compares_uniform_rank_and_budget(
         log["val_accuracy_data_aware"] > log["val_accuracy_plain_cores"]
     )
     assert ("data-aware" in budget["model"]) == log["used"]
+    # Plain fit and distillation start from the same compressed model.
+    assert budget_fit["model"].endswith(" + fit")
+    assert budget["model"].endswith(" + distill")
+    assert (
+        budget_fit["model"][: -len(" + fit")]
+        == (budget["model"][: -len(" + distill")])
+    )
+    assert budget_fit["ranks"] == budget["ranks"]
+    assert budget_fit["params"] == budget["params"]
+    assert (
+        budget_fit["accuracy_before_finetuning"]
+        == (budget["accuracy_before_finetuning"])
+    )
     assert [layer["name"] for layer in log["layers"]] == ["head"]
 
     example.write(results, tmp_path, "budget_cnn_quick")
@@ -106,4 +120,12 @@ def test_quick_run_compares_uniform_rank_and_budget(
     table = (tmp_path / "budget_cnn_quick.md").read_text()
     assert f"| 50x: {uniform['model']} | {uniform['params']:,} |" in table
     assert f"{budget['compression']:.1f}x" in table
+    # Both allocations were measured; the one with the smaller change kept.
+    tried = budget["allocation_candidates"]
+    kept = min(tried, key=tried.get)
+    assert budget["model"].startswith(f"budget ({kept} kept)")
+    line = (
+        f"| 50x | {tried['greedy']:.4f} | {tried['threshold']:.4f} | {kept} |"
+    )
+    assert table.count(line) == 1
     assert math.isfinite(budget["allocation_seconds"])

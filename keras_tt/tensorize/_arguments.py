@@ -139,7 +139,7 @@ def _check_modes_pair(pair, received):
     )
 
 
-ALLOCATIONS = ("threshold", "greedy")
+ALLOCATIONS = ("auto", "threshold", "greedy")
 
 
 def check_budget_arguments(

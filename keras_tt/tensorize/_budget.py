@@ -30,12 +30,21 @@ Allocation algorithms (``allocation=``):
   each layer taking the smallest rank whose TT-SVD error is at most
   ``tau``; ``tau`` is bisected over the options' errors to the smallest
   value whose model fits the budget. No data needed.
-- ``"greedy"`` (the default with calibration data): start at the smallest
-  rank everywhere, then repeatedly take the step (one layer to one of its
-  higher ranks) with the largest sensitivity decrease per added parameter
-  that still fits, until none fits. The sensitivities of different layers
-  are taken as adding up (true for small, independent changes). Without
-  calibration data the squared relative weight errors stand in.
+- ``"greedy"``: start at the smallest rank everywhere, then repeatedly
+  take the step (one layer to one of its higher ranks) with the largest
+  sensitivity decrease per added parameter that still fits, until none
+  fits. The sensitivities of different layers are taken as adding up
+  (true for small, independent changes). Without calibration data the
+  squared relative weight errors stand in.
+- ``"auto"`` (the default with calibration data): both of the above, from
+  the same options; every layer of each allocation is then swapped at
+  once and the model's output change measured on the sample, and the
+  allocation with the smaller change is kept. The sensitivities do not
+  add up when many layers are far from their weights (at 50x, say, every
+  single-layer change is already large, and two layers in one residual
+  block can each look harmless alone and break it together); the joint
+  measurement catches that, at the cost of two more forward passes.
+  Without calibration data ``"auto"`` is ``"threshold"``.
 
 Both end with the same fill-up: while raising one layer by one rank step
 still fits, the step with the largest decrease per parameter is taken. So
@@ -105,13 +114,22 @@ class BudgetAllocation:
 
     Attributes:
         model_ratio: the compression asked for.
-        method: ``"threshold"`` or ``"greedy"``.
+        method: the ``allocation`` asked for: ``"threshold"``,
+            ``"greedy"`` or ``"auto"``.
         params_before: the original model's parameters.
         max_params: the budget, ``floor(params_before / model_ratio)``.
         layers: one `LayerAllocation` per selected layer.
         threshold: the shared weight error of ``"threshold"`` (``None``
             for ``"greedy"``).
         calibrated: whether sensitivities were measured on data.
+        chosen_method: the rule whose ranks were kept: ``method`` itself,
+            or for ``"auto"`` the one of ``"greedy"`` and ``"threshold"``
+            with the smaller measured output change.
+        output_change: with calibration data, the relative squared change
+            of the model's outputs on the sample with every selected layer
+            at its chosen rank at once (``None`` without data).
+        candidates: for ``"auto"``, ``{rule: measured output change}`` of
+            both allocations tried.
     """
 
     model_ratio: float
@@ -121,6 +139,13 @@ class BudgetAllocation:
     layers: list
     threshold: float | None = None
     calibrated: bool = False
+    chosen_method: str | None = None
+    output_change: float | None = None
+    candidates: dict | None = None
+
+    def __post_init__(self):
+        if self.chosen_method is None:
+            self.chosen_method = self.method
 
     @property
     def fixed_params(self) -> int:
@@ -146,6 +171,9 @@ class BudgetAllocation:
             "predicted_params": self.predicted_params,
             "threshold": self.threshold,
             "calibrated": self.calibrated,
+            "chosen_method": self.chosen_method,
+            "output_change": self.output_change,
+            "candidates": self.candidates,
             "layers": [
                 {
                     "name": a.name,
@@ -166,6 +194,15 @@ class BudgetAllocation:
             f"budget: model_ratio={self.model_ratio:g} -> at most "
             f"{self.max_params:,} parameters; allocation={self.method}"
         )
+        if self.candidates:
+            tried = ", ".join(
+                f"{rule} {change:.4g}"
+                for rule, change in self.candidates.items()
+            )
+            header += (
+                f" -> {self.chosen_method} kept (whole-model output "
+                f"change: {tried})"
+            )
         if self.threshold is not None:
             header += f" (shared weight error {self.threshold:.4f})"
         lines = [header]
@@ -187,6 +224,11 @@ class BudgetAllocation:
             f"  predicted whole model: {self.predicted_params:,} parameters "
             f"({self.params_before / max(1, self.predicted_params):.2f}x)"
         )
+        if self.output_change is not None:
+            lines.append(
+                "  measured output change, every layer at its rank: "
+                f"{self.output_change:.4g}"
+            )
         return "\n".join(lines)
 
 
@@ -324,7 +366,7 @@ def allocate(
     """
     method = allocation
     if method is None:
-        method = "threshold" if calibration_data is None else "greedy"
+        method = "threshold" if calibration_data is None else "auto"
     params_before = int(model.count_params())
     max_params = int(math.floor(params_before / model_ratio))
     dense = [
@@ -364,12 +406,41 @@ def allocate(
             LayerAllocation(p.name, p.converter.kind, size, options, 0)
         )
 
-    threshold = None
-    if method == "threshold":
-        threshold = _threshold(layers, fixed, max_params)
+    def joint_change():
+        if measure is None:
+            return None
+        pairs = [
+            (p.layer, _convert_at(p, a.tt_rank)[0])
+            for p, a in zip(plans, layers)
+        ]
+        return measure.of_all(pairs)
+
+    if method != "auto":
+        rules = (method,)
+    elif measure is None:  # nothing to measure with: the data-free rule
+        rules = ("threshold",)
     else:
-        _fill(layers, fixed, max_params, one_step=False)
-    _fill(layers, fixed, max_params, one_step=True)
+        rules = ("greedy", "threshold")
+    tried = {}
+    for rule in rules:
+        for a in layers:
+            a.chosen = 0
+        threshold = None
+        if rule == "threshold":
+            threshold = _threshold(layers, fixed, max_params)
+        else:
+            _fill(layers, fixed, max_params, one_step=False)
+        _fill(layers, fixed, max_params, one_step=True)
+        tried[rule] = (
+            [a.chosen for a in layers],
+            threshold,
+            joint_change(),
+        )
+    # Ties go to the first rule tried.
+    kept = min(rules, key=lambda rule: tried[rule][2] or 0.0)
+    choices, threshold, change = tried[kept]
+    for a, chosen in zip(layers, choices):
+        a.chosen = chosen
     return BudgetAllocation(
         model_ratio=float(model_ratio),
         method=method,
@@ -378,6 +449,11 @@ def allocate(
         layers=layers,
         threshold=threshold,
         calibrated=measure is not None,
+        chosen_method=kept,
+        output_change=change,
+        candidates=(
+            {rule: tried[rule][2] for rule in rules} if len(rules) > 1 else None
+        ),
     )
 
 

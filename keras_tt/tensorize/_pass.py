@@ -112,8 +112,11 @@ def tensorize(
     error shared by all layers is bisected to the budget
     (``allocation="threshold"``); with ``calibration_data`` (a sample of
     model inputs), the change of the model's outputs is measured for each
-    layer and rank, and ranks are added greedily by output-change decrease
-    per parameter (``allocation="greedy"``). The budget is met within one
+    layer and rank, ranks are added greedily by output-change decrease
+    per parameter (``allocation="greedy"``), and of that allocation and
+    the threshold one the one whose whole model changes the outputs less
+    on the sample is kept (``allocation="auto"``, the default with data).
+    The budget is met within one
     rank step: raising any single layer by one rank step would overflow it.
     ``tt_model.tensorize_report.allocation`` holds the options, the
     sensitivities and the chosen ranks.
@@ -157,7 +160,9 @@ def tensorize(
             (an array, or a list or dict of arrays) on which each layer's
             sensitivity is measured.
         allocation: with ``model_ratio``, ``"threshold"`` (the default
-            without data) or ``"greedy"`` (the default with data).
+            without data), ``"greedy"``, or ``"auto"`` (the default with
+            data: greedy and threshold, keeping the one with the smaller
+            measured whole-model output change).
 
     Returns:
         A new, built `keras.Model` with the ``tensorize_report`` attribute.
