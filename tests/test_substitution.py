@@ -6,11 +6,11 @@ import pytest
 
 import keras_tt
 from keras_tt.layers import TTDense
+from keras_tt.tensorize._references import follow_path
+from keras_tt.tensorize._references import layer_path
+from keras_tt.tensorize._references import substitute
 from keras_tt.tensorize._selection import build_tree
 from keras_tt.tensorize._substitution import copy_model
-from keras_tt.tensorize._substitution import follow_path
-from keras_tt.tensorize._substitution import layer_path
-from keras_tt.tensorize._substitution import substitute
 
 pytestmark = [
     pytest.mark.multibackend,

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import keras
 
+from keras_tt.tensorize._references import follow_path
+from keras_tt.tensorize._references import substitute
+
 REGISTERED_NAME = "keras_tt>TTRebuiltLayer"
 _HOLDER_CLASSES: dict[type, type] = {}
 
@@ -88,8 +91,6 @@ def _sublayer(layer, attribute, index):
 
 
 def _holder_get_config(self):
-    from keras_tt.tensorize._substitution import follow_path
-
     base = self._keras_tt_base
     return {
         "layer": {
@@ -120,8 +121,6 @@ def _holder_from_config(cls, config):
     from keras_tt.layers.tt_experts import apply_expert_specs
     from keras_tt.tensorize._selection import swap
     from keras_tt.tensorize._selection import uses_default_build
-    from keras_tt.tensorize._substitution import follow_path
-    from keras_tt.tensorize._substitution import substitute
 
     if not (isinstance(config, dict) and "sublayers" in config):
         return super(cls, cls).from_config(config)
