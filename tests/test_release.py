@@ -20,10 +20,16 @@ def _pyproject() -> str:
     return (REPO / "pyproject.toml").read_text(encoding="utf-8")
 
 
-def test_version_is_0_2_0_and_the_changelog_has_an_unreleased_section():
+def test_version_is_0_2_0_and_the_changelog_has_its_release_section():
     assert keras_tt.__version__ == "0.2.0"
     changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
-    assert "## [Unreleased]" in changelog
+    headings = re.findall(r"^## \[([^\]]+)\](.*)$", changelog, re.M)
+    # Keep a Changelog: an Unreleased section on top, then the releases,
+    # newest first, each with its date.
+    assert headings[0] == ("Unreleased", "")
+    assert headings[1][0] == keras_tt.__version__
+    assert re.fullmatch(r" - \d{4}-\d{2}-\d{2}", headings[1][1])
+    assert [name for name, _ in headings[1:]] == ["0.2.0", "0.1.0"]
 
 
 def test_the_licence_is_the_apache_2_0_text():
