@@ -138,7 +138,7 @@ def fit(samples):
     times = np.array([s[4] for s in samples])
     scale = np.array([1.0, 1e-10, 1e-9])
     coef, _ = nnls(terms * scale / times[:, None], np.ones(len(times)))
-    return P.PlanCosts(*(coef * scale))
+    return P.PlanCosts(*(coef * scale), litert=True)
 
 
 def report(samples, costs):

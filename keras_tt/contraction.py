@@ -400,14 +400,23 @@ def tt_kernel(cores):
     return merge_cores(cores, drop_axes=(0, 3))
 
 
-def rebuilt_matmul(x, cores):
+def rebuilt_matmul(x, cores, keep_product=True):
     """``x @ W`` by rebuilding ``W`` from the cores, then one product.
 
     Inside ``contraction_scope("litert")`` the cores are first made to
     depend on ``x`` (`anchor_to_input`), so that the converter computes
-    the kernel in the file instead of storing it, and the kernel is
-    rebuilt transposed, ``(M, N)``, the layout of FULLY_CONNECTED's
-    weights: no transpose of the whole kernel before the product.
+    the kernel in the file instead of storing it; the kernel is joined
+    from two merged halves of the cores (`rebuild_split`), and the product
+    runs as BATCH_MATMUL (see the comment below).
+
+    Args:
+        x: tensor of shape ``(rows, N)``.
+        cores: the TT-cores of the ``(N, M)`` kernel.
+        keep_product: in LiteRT export, add the exact zero after the
+            product that keeps it a BATCH_MATMUL. A caller that reshapes
+            the result back to more axes passes ``False`` and adds the
+            zero after its reshape instead: between the two reshapes the
+            converter would still make it a FULLY_CONNECTED.
 
     Example:
 
@@ -436,4 +445,5 @@ def rebuilt_matmul(x, cores):
     # into a FULLY_CONNECTED with computed weights, which XNNPACK does not
     # take (several times slower); an exact zero from the input between
     # them keeps the BATCH_MATMUL.
-    return anchor_to_input(ops.matmul(x, kernel), x)
+    product = ops.matmul(x, kernel)
+    return anchor_to_input(product, x) if keep_product else product

@@ -216,3 +216,125 @@ def test_every_plan_keeps_the_activation_after_the_layer(tmp_path, bias):
         assert report.info.builtin_only, plan
         got = TFLiteRunner(path, num_threads=1)(x)
         np.testing.assert_allclose(got, expected, atol=1e-4, err_msg=str(plan))
+
+
+def _plan_ops(plan, rows=1):
+    """The ops of a LiteRT file of ``_model``'s layer run by ``plan``."""
+    import collections
+
+    import tensorflow as tf
+
+    from keras_tt.export.inspect import inspect_tflite
+
+    layer = _model("chain").get_layer("tt")
+
+    @tf.function(input_signature=[tf.TensorSpec((rows, WIDTH), tf.float32)])
+    def serve(x):
+        with P.contraction_scope(P.LITERT):
+            return C.tt_matmul(
+                x, layer.cores, layer.in_modes, layer.out_modes, plan=plan
+            )
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()]
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    content = converter.convert()
+    return collections.Counter(
+        op for op, _ in inspect_tflite(content).operators
+    )
+
+
+def test_litert_terms_count_the_transpose_of_the_left_to_right_chain():
+    shapes = (MODES["in_modes"], MODES["out_modes"], (1, 8, 8, 1))
+    chains = {
+        d: P.TTPlan(((0, 1), (1, 2), (2, 3)), d)
+        for d in (P.LEFT_TO_RIGHT, P.RIGHT_TO_LEFT)
+    }
+    ops = {d: _plan_ops(plan)["TRANSPOSE"] for d, plan in chains.items()}
+    terms = {
+        d: P.plan_terms(*shapes, plan, 1, tree=True)[0]
+        for d, plan in chains.items()
+    }
+    # The converter writes more TRANSPOSEs left to right at one row, and
+    # LiteRT's terms say so; TensorFlow's terms (einsums only) do not.
+    assert ops[P.LEFT_TO_RIGHT] > ops[P.RIGHT_TO_LEFT]
+    assert terms[P.LEFT_TO_RIGHT] == terms[P.RIGHT_TO_LEFT] + 1
+    tf_terms = {
+        d: P.plan_terms(*shapes, plan, 1)[0] for d, plan in chains.items()
+    }
+    assert tf_terms[P.LEFT_TO_RIGHT] == tf_terms[P.RIGHT_TO_LEFT]
+
+
+def test_litert_terms_count_the_anchors_of_merged_cores():
+    shapes = (MODES["in_modes"], MODES["out_modes"], (1, 8, 8, 1))
+    chain = P.TTPlan(((0, 1), (1, 2), (2, 3)), P.RIGHT_TO_LEFT)
+    merged = P.TTPlan(((0, 1), (1, 3)), P.RIGHT_TO_LEFT)
+    counts = {plan: _plan_ops(plan) for plan in (chain, merged)}
+    # The merged run's two cores each get an ADD of the exact zero, which
+    # the compare and cast make; the chain has none of these.
+    assert counts[merged]["GREATER"] == 1 and counts[merged]["CAST"] == 1
+    assert counts[merged]["ADD"] >= 2
+    assert counts[chain]["GREATER"] == 0 and counts[chain]["ADD"] == 0
+    litert = [
+        P.plan_terms(*shapes, p, 1, tree=True)[0] for p in (chain, merged)
+    ]
+    plain = [P.plan_terms(*shapes, p, 1)[0] for p in (chain, merged)]
+    # Same einsum count (3 steps vs 2 steps + 1 merge); LiteRT adds the
+    # two ADDs, the final ADD and the four ops computing the zero.
+    assert plain[0] == plain[1] == 3
+    assert litert == [3, 3 + 2 + 5]
+
+
+def test_plan_cost_uses_the_terms_its_constants_were_fitted_to():
+    shapes = ((8, 8, 8), (8, 8, 8), (1, 8, 8, 1))
+    plan = P.TTPlan(((0, 1), (1, 2), (2, 3)), P.LEFT_TO_RIGHT)
+    per_op = dict(mac=0.0, element=0.0)
+    litert = P.plan_cost(
+        *shapes, plan, 1, P.PlanCosts(1.0, litert=True, **per_op)
+    )
+    plain = P.plan_cost(*shapes, plan, 1, P.PlanCosts(1.0, **per_op))
+    assert litert == P.plan_terms(*shapes, plan, 1, tree=True)[0] == 4
+    assert plain == P.plan_terms(*shapes, plan, 1)[0] == 3
+    assert P.LITERT_COSTS.litert and not P.TENSORFLOW_COSTS.litert
+
+
+@pytest.mark.parametrize("kind", ["dense", "einsum"])
+def test_rebuilt_kernel_on_sequences_stays_a_batch_matmul(tmp_path, kind):
+    # Between the reshape of (batch, tokens, width) to rows and back, the
+    # converter made the rebuilt-kernel product a FULLY_CONNECTED with
+    # computed weights and a transpose of the kernel (XNNPACK does not
+    # take it); it must stay the BATCH_MATMUL of the 2-D case.
+    tokens = 16
+    keras.utils.set_random_seed(0)
+    if kind == "dense":
+        layer = keras_tt.TTDense(
+            WIDTH, tt_rank=8, contraction="dense", name="tt", **MODES
+        )
+    else:
+        layer = keras_tt.TTEinsumDense(
+            "btd,dh->bth",
+            output_shape=(None, WIDTH),
+            bias_axes="h",
+            tt_rank=8,
+            contraction="dense",
+            name="tt",
+            **MODES,
+        )
+    inputs = keras.Input((tokens, WIDTH), batch_size=1)
+    model = keras.Model(inputs, layer(inputs))
+    x = np.random.default_rng(1).normal(size=(1, tokens, WIDTH))
+    x = x.astype(np.float32)
+    path = tmp_path / f"{kind}.tflite"
+    report = export_tflite(
+        model, path, batch_size=1, validation_data=x, verbose=0
+    )
+    ops = set(report.op_versions)
+    assert "BATCH_MATMUL" in ops and "FULLY_CONNECTED" not in ops
+    kernel = layer.full_kernel().reshape(WIDTH, WIDTH)
+    bias = 0.0
+    if layer.bias is not None:
+        bias = keras.ops.convert_to_numpy(layer.bias)
+    expected = x.astype(np.float64) @ kernel + bias
+    got = TFLiteRunner(path, num_threads=1)(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)

@@ -129,8 +129,11 @@ def export_tflite(
     ...                        verbose=0)
     >>> report.info.builtin_only, report.relative_error < 1e-5
     (True, True)
-    >>> "BATCH_MATMUL" in report.op_versions  # its kernel, rebuilt in the file
-    True
+    >>> # The plan the export took for one row (a resizable batch):
+    >>> from keras_tt.contraction_plans import contraction_scope
+    >>> with contraction_scope("litert"):
+    ...     print(model.layers[0].contraction_plan(1).name)
+    chain, right_to_left
     >>> x = np.random.default_rng(0).normal(size=(32, 256)).astype("float32")
     >>> report = export_tflite(model, os.path.join(folder, "m_int8.tflite"),
     ...                        quantization="int8", representative_data=x,

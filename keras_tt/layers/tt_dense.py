@@ -10,6 +10,7 @@ from keras_tt.contraction_plans import check_contraction
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.layer_decomposition import decompose_for_layer
 from keras_tt.layer_decomposition import float_matrix
+from keras_tt.layers._planned_matmul import keep_batch_matmul
 from keras_tt.layers._planned_matmul import layer_plan
 from keras_tt.layers._planned_matmul import planned_matmul
 from keras_tt.layers._planned_matmul import rows_for_plan
@@ -293,9 +294,11 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
         if len(inputs.shape) != 2:
             x = ops.reshape(inputs, (-1, self.input_dim))
         plan = self.contraction_plan(rows_for_plan(inputs.shape[:-1]))
-        y = planned_matmul(self, x, plan)
-        if len(inputs.shape) != 2:
+        reshaped = len(inputs.shape) != 2
+        y = planned_matmul(self, x, plan, reshaped=reshaped)
+        if reshaped:
             y = ops.reshape(y, leading_shape(inputs) + (self.units,))
+            y = keep_batch_matmul(y, x, plan)
         if self.bias is not None:
             y = ops.add(y, self.bias)
         if self.activation is not None:
