@@ -33,11 +33,13 @@ import argparse
 import collections
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -53,8 +55,6 @@ from keras_tt.export.inspect import inspect_tflite  # noqa: E402
 
 
 def _builtin_converter(concrete, trackable=None):
-    import tensorflow as tf
-
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [concrete], trackable
     )
@@ -70,7 +70,6 @@ def constant_kernel_file(kernel, bias, rows):
     layer = keras.layers.Dense(units)
     model = keras.Sequential([keras.Input((width,)), layer])
     layer.set_weights([kernel, bias])
-    import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec((rows, width), tf.float32)])
     def serve(x):
@@ -86,8 +85,6 @@ def _product(x, kernel, bias, fused):
     FULLY_CONNECTED; an exact zero from the input between them keeps the
     BATCH_MATMUL (as `keras_tt.contraction.rebuilt_matmul` does).
     """
-    import tensorflow as tf
-
     if fused:
         # Weights stored (units, width), FULLY_CONNECTED's layout.
         return tf.matmul(x, tf.transpose(kernel), transpose_b=True) + bias
@@ -96,8 +93,6 @@ def _product(x, kernel, bias, fused):
 
 def free_rebuild_file(kernel, bias, rows, fused=False):
     """The product with ``kernel`` made a run-time tensor at no cost."""
-    import tensorflow as tf
-
     width = kernel.shape[0]
     kernel, bias = tf.constant(kernel), tf.constant(bias)
 
@@ -110,8 +105,6 @@ def free_rebuild_file(kernel, bias, rows, fused=False):
 
 def cached_kernel_file(layer, rows):
     """``layer``'s kernel rebuilt from its cores on the first run only."""
-    import tensorflow as tf
-
     width, units = layer.input_dim, layer.units
     cores = [tf.constant(keras.ops.convert_to_numpy(c)) for c in layer.cores]
     bias = tf.constant(keras.ops.convert_to_numpy(layer.bias))
@@ -214,8 +207,6 @@ def main(argv=None):
     parser.add_argument("--tt-rank", type=int, default=16)
     parser.add_argument("--min-seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="kernel_bound_") as folder:
         table = run(
             args.rows,

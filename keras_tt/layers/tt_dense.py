@@ -10,7 +10,6 @@ from keras_tt.contraction_plans import check_contraction
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.layer_decomposition import decompose_for_layer
 from keras_tt.layer_decomposition import float_matrix
-from keras_tt.layers._planned_matmul import keep_batch_matmul
 from keras_tt.layers._planned_matmul import layer_plan
 from keras_tt.layers._planned_matmul import planned_matmul
 from keras_tt.layers._planned_matmul import rows_for_plan
@@ -290,15 +289,12 @@ class TTDense(TTLayerMixin, keras.layers.Layer):
     def call(self, inputs):
         ops = keras.ops
         inputs = float_input(inputs, self.compute_dtype)
-        x = inputs
+        x, out_shape = inputs, None
         if len(inputs.shape) != 2:
             x = ops.reshape(inputs, (-1, self.input_dim))
+            out_shape = leading_shape(inputs) + (self.units,)
         plan = self.contraction_plan(rows_for_plan(inputs.shape[:-1]))
-        reshaped = len(inputs.shape) != 2
-        y = planned_matmul(self, x, plan, reshaped=reshaped)
-        if reshaped:
-            y = ops.reshape(y, leading_shape(inputs) + (self.units,))
-            y = keep_batch_matmul(y, x, plan)
+        y = planned_matmul(self, x, plan, out_shape=out_shape)
         if self.bias is not None:
             y = ops.add(y, self.bias)
         if self.activation is not None:

@@ -16,7 +16,6 @@ from keras_tt.contraction_plans import check_contraction
 from keras_tt.decomposition import TTDecomposition
 from keras_tt.layer_decomposition import decompose_for_layer
 from keras_tt.layer_decomposition import float_matrix
-from keras_tt.layers._planned_matmul import keep_batch_matmul
 from keras_tt.layers._planned_matmul import layer_plan
 from keras_tt.layers._planned_matmul import planned_matmul
 from keras_tt.layers._planned_matmul import rows_for_plan
@@ -484,10 +483,8 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
         x = ops.reshape(inputs, (-1, self.input_dim))
         kept_axes = len(inputs.shape) - len(self.contracted_shape)
         plan = self.contraction_plan(rows_for_plan(inputs.shape[:kept_axes]))
-        y = planned_matmul(self, x, plan, reshaped=True)
         kept = leading_shape(inputs, len(self.contracted_shape))
-        y = ops.reshape(y, kept + self.free_shape)
-        y = keep_batch_matmul(y, x, plan)
+        y = planned_matmul(self, x, plan, out_shape=kept + self.free_shape)
         perm = parts.output_permutation
         if perm is not None:
             y = ops.transpose(
