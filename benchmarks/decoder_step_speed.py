@@ -3,8 +3,14 @@
 The block is a Keras model of plain layers: self-attention with query,
 key, value and output projections (hidden 768, 12 heads) and a gated
 feed-forward network (gate and up 768 -> 3072, down 3072 -> 768, SiLU),
-each projection a `keras.layers.Dense` or a `keras_tt.TTDense` (TT-rank
-16). "attention" is the attention half alone. Each model is exported with
+each projection a `keras.layers.Dense` or a `keras_tt.TTDense`. "attention"
+is the attention half alone. Each TT variant is ``layout:rank``:
+``balanced`` takes the automatic modes (`keras_tt.auto_modes`: 768 as
+8 x 6 x 4 x 4, four cores), ``fast`` the two-core modes of
+`keras_tt.fast_modes` (768 as 96 x 8 in, 8 x 96 out); the default
+variants are both at TT-rank 16 and the two-core layout at TT-rank 10,
+which holds about as many weights as the balanced one at 16 (15,360
+against 14,592 per 768 x 768 projection). Each model is exported with
 `keras_tt.export_tflite` for a fixed number of tokens (batch 1), so every
 TT layer gets the plan the LiteRT cost model picks for its shape, and
 both files are timed in alternation in the LiteRT interpreter, XNNPACK
@@ -20,7 +26,7 @@ LLM, whose blocks' weights together far exceed any cache.
 Usage:
     nice -n 10 python benchmarks/decoder_step_speed.py [--min-seconds 2]
         [--tokens 1 128] [--modes float32 int8] [--parts attention block]
-        [--caches warm cold]
+        [--caches warm cold] [--tt balanced:16 fast:16 fast:10]
 """
 
 from __future__ import annotations
@@ -44,23 +50,45 @@ from benchmarks.timing import format_table  # noqa: E402
 from benchmarks.timing import interleaved_median_seconds  # noqa: E402
 from keras_tt import TTDense  # noqa: E402
 from keras_tt import contraction_plans as P  # noqa: E402
+from keras_tt import fast_modes  # noqa: E402
 from keras_tt.export import TFLiteRunner  # noqa: E402
 from keras_tt.export import export_tflite  # noqa: E402
 from keras_tt.export.inspect import format_bytes  # noqa: E402
 
-HIDDEN, HEADS, FFN, RANK = 768, 12, 3072, 16
+HIDDEN, HEADS, FFN = 768, 12, 3072
+LAYOUTS = ("balanced", "fast")
+DEFAULT_VARIANTS = ("balanced:16", "fast:16", "fast:10")
 
 
-def _projection(kind, units, name):
+def parse_variant(text):
+    """``"layout:rank"`` as ``(layout, rank)``."""
+    layout, _, rank = text.partition(":")
+    if layout not in LAYOUTS or not rank.isdigit() or int(rank) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected layout:rank with a layout in {LAYOUTS} and a positive "
+            f"rank, received {text!r}"
+        )
+    return layout, int(rank)
+
+
+def _projection(kind, units, name, input_dim):
     # Random biases: zero ones could be folded away by the converter.
     bias = "random_normal"
-    if kind == "tt":
-        return TTDense(units, tt_rank=RANK, bias_initializer=bias, name=name)
-    return keras.layers.Dense(units, bias_initializer=bias, name=name)
+    if kind == "dense":
+        return keras.layers.Dense(units, bias_initializer=bias, name=name)
+    layout, rank = kind
+    modes = {}
+    if layout == "fast":
+        in_modes, out_modes = fast_modes(input_dim, units)
+        modes = dict(in_modes=in_modes, out_modes=out_modes)
+    return TTDense(
+        units, tt_rank=rank, bias_initializer=bias, name=name, **modes
+    )
 
 
 def build_block(kind, tokens, part="block", seed=0):
-    """The decoder block (or its attention half) on ``tokens`` tokens."""
+    """The decoder block (or its attention half) on ``tokens`` tokens;
+    ``kind`` is ``"dense"`` or a TT variant ``(layout, rank)``."""
     keras.utils.set_random_seed(seed)
     ops = keras.ops
     inputs = keras.Input((tokens, HIDDEN), batch_size=1)
@@ -71,48 +99,65 @@ def build_block(kind, tokens, part="block", seed=0):
             ops.reshape(t, (-1, tokens, HEADS, head)), (0, 2, 1, 3)
         )
 
-    q = split(_projection(kind, HIDDEN, "query")(inputs))
-    k = split(_projection(kind, HIDDEN, "key")(inputs))
-    v = split(_projection(kind, HIDDEN, "value")(inputs))
+    q = split(_projection(kind, HIDDEN, "query", HIDDEN)(inputs))
+    k = split(_projection(kind, HIDDEN, "key", HIDDEN)(inputs))
+    v = split(_projection(kind, HIDDEN, "value", HIDDEN)(inputs))
     scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / head**0.5
     context = ops.matmul(ops.softmax(scores, axis=-1), v)
     context = ops.reshape(
         ops.transpose(context, (0, 2, 1, 3)), (-1, tokens, HIDDEN)
     )
-    x = inputs + _projection(kind, HIDDEN, "output")(context)
+    x = inputs + _projection(kind, HIDDEN, "output", HIDDEN)(context)
     if part == "block":
-        gate = _projection(kind, FFN, "gate")(x)
-        up = _projection(kind, FFN, "up")(x)
-        x = x + _projection(kind, HIDDEN, "down")(ops.silu(gate) * up)
-    return keras.Model(inputs, x, name=f"{kind}_{part}_{tokens}")
+        gate = _projection(kind, FFN, "gate", HIDDEN)(x)
+        up = _projection(kind, FFN, "up", HIDDEN)(x)
+        x = x + _projection(kind, HIDDEN, "down", FFN)(ops.silu(gate) * up)
+    return keras.Model(inputs, x)
 
 
 def plans(model, tokens, mode):
-    """``layer: plan`` of each TT layer as exported for ``tokens`` rows."""
+    """The distinct plans of the TT layers, as exported for ``tokens``
+    rows."""
     names = []
     scope = P.LITERT_INT8 if mode == "int8" else P.LITERT
     with P.contraction_scope(scope):
         for layer in model.layers:
             if isinstance(layer, TTDense):
-                names.append(
-                    f"{layer.name}: {layer.contraction_plan(tokens).name}"
-                )
+                name = layer.contraction_plan(tokens).name
+                if name not in names:
+                    names.append(name)
     return "; ".join(names)
 
 
-def run(tokens_list, modes, parts, min_seconds, folder, caches=("warm",)):
+def variant_name(kind):
+    layout, rank = kind
+    return f"{layout}, rank {rank}"
+
+
+def run(
+    tokens_list,
+    modes,
+    parts,
+    min_seconds,
+    folder,
+    caches=("warm",),
+    variants=DEFAULT_VARIANTS,
+):
+    """One row per part, tokens, mode, cache state and TT variant; all the
+    variants of a part are timed in alternation with the dense model."""
     rows = []
     evict = CacheEvictor() if "cold" in caches else None
     rng = np.random.default_rng(1)
+    kinds = ["dense"] + [parse_variant(v) for v in variants]
     for part in parts:
         for tokens in tokens_list:
             x = rng.normal(size=(8, tokens, HIDDEN)).astype(np.float32)
             for mode in modes:
                 quantization = None if mode == "float32" else mode
-                runners, sizes, plan_text = {}, {}, ""
-                for kind in ("dense", "tt"):
+                runners, sizes, plan_text = [], [], []
+                for index, kind in enumerate(kinds):
                     model = build_block(kind, tokens, part)
-                    path = os.path.join(folder, f"{kind}.tflite")
+                    path = os.path.join(folder, f"{index}.tflite")
                     report = export_tflite(
                         model,
                         path,
@@ -122,44 +167,43 @@ def run(tokens_list, modes, parts, min_seconds, folder, caches=("warm",)):
                         batch_size=1,
                         verbose=0,
                     )
-                    if kind == "tt":
-                        plan_text = plans(model, tokens, mode)
-                    sizes[kind] = report.file_size
+                    plan_text.append(plans(model, tokens, mode))
+                    sizes.append(report.file_size)
                     runner = TFLiteRunner(path, num_threads=1)
                     runner.set_inputs(x[:1])
-                    runners[kind] = runner
+                    runners.append(runner)
                     keras.backend.clear_session()
                 for cache in caches:
-                    t_dense, t_tt = interleaved_median_seconds(
-                        [
-                            runners["dense"].interpreter.invoke,
-                            runners["tt"].interpreter.invoke,
-                        ],
+                    times = interleaved_median_seconds(
+                        [r.interpreter.invoke for r in runners],
                         repeats=20,
                         warmup=3,
-                        min_total=min_seconds,
+                        min_total=min_seconds * (len(runners) - 1),
                         before=evict if cache == "cold" else None,
                     )
-                    rows.append(
-                        [
-                            part,
-                            tokens,
-                            mode,
-                            cache,
-                            f"{1e3 * t_dense:.3f}",
-                            f"{1e3 * t_tt:.3f}",
-                            f"{t_dense / t_tt:.2f}x",
-                            format_bytes(sizes["dense"]),
-                            format_bytes(sizes["tt"]),
-                            plan_text,
-                        ]
-                    )
-                    print("  " + " | ".join(map(str, rows[-1])), flush=True)
+                    for index, kind in enumerate(kinds[1:], start=1):
+                        rows.append(
+                            [
+                                part,
+                                tokens,
+                                mode,
+                                cache,
+                                variant_name(kind),
+                                f"{1e3 * times[0]:.3f}",
+                                f"{1e3 * times[index]:.3f}",
+                                f"{times[0] / times[index]:.2f}x",
+                                format_bytes(sizes[0]),
+                                format_bytes(sizes[index]),
+                                plan_text[index],
+                            ]
+                        )
+                        print("  " + " | ".join(map(str, rows[-1])), flush=True)
     headers = [
         "part",
         "tokens",
         "mode",
         "caches",
+        "TT layout",
         "dense ms",
         "TT ms",
         "speed-up",
@@ -190,8 +234,21 @@ def main(argv=None):
         help="warm: weights left in the CPU caches between runs; cold: "
         "evicted before every run",
     )
+    parser.add_argument(
+        "--tt",
+        nargs="+",
+        default=list(DEFAULT_VARIANTS),
+        type=str,
+        help="TT variants as layout:rank, layout 'balanced' (automatic "
+        "modes) or 'fast' (keras_tt.fast_modes)",
+    )
     parser.add_argument("--min-seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
+    for text in args.tt:
+        try:
+            parse_variant(text)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"argument --tt: {error}")
     # One token: the softmax over one key is 1, as it should be.
     warnings.filterwarnings("ignore", message="You are using a softmax")
     folder = tempfile.mkdtemp(prefix="decoder_step_")
@@ -203,13 +260,14 @@ def main(argv=None):
             args.min_seconds,
             folder,
             caches=args.caches,
+            variants=args.tt,
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print()
     print(
-        f"Decoder block, hidden {HIDDEN}, {HEADS} heads, FFN {FFN}, TT-rank "
-        f"{RANK}; LiteRT, 1 thread, XNNPACK; batch 1; interleaved medians; "
+        f"Decoder block, hidden {HIDDEN}, {HEADS} heads, FFN {FFN}; LiteRT, "
+        "1 thread, XNNPACK; batch 1; interleaved medians; "
         f"cold: {CacheEvictor.default_nbytes() // 2**20} MiB written before "
         "each run."
     )

@@ -7,9 +7,14 @@ multiply-add, per element read and written) by non-negative least squares
 on relative errors, and prints them with, for each shape, the time of the
 plan each model picks over the best measured one (target <= 1.10).
 
+With ``--save``, the timings are written to
+``benchmarks/results/plan_times_tensorflow.json``, which the test suite
+reads to check the plans `choose_plan` picks against them
+(`benchmarks/plan_records.py`).
+
 Usage:
     nice -n 10 python benchmarks/fit_plan_costs.py [--threads 1]
-        [--min-seconds 0.5] [--limit 10]
+        [--min-seconds 0.5] [--limit 10] [--save]
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.plan_records import TENSORFLOW_RECORDS  # noqa: E402
+from benchmarks.plan_records import load_records  # noqa: E402
+from benchmarks.plan_records import save_records  # noqa: E402
 from benchmarks.timing import format_table  # noqa: E402
 from benchmarks.timing import interleaved_median_seconds  # noqa: E402
 from keras_tt import TTDense  # noqa: E402
@@ -46,6 +54,14 @@ SHAPES = {
         (1, 100),
     ),
     "768r16": (768, 768, dict(tt_rank=16), (1, 128)),
+    "ffn768r16": (768, 3072, dict(tt_rank=16), (1, 128)),
+    "4096r8": (4096, 4096, dict(tt_rank=8), (1, 32)),
+    "768r16x2": (
+        768,
+        768,
+        dict(tt_rank=16, in_modes=(96, 8), out_modes=(8, 96)),
+        (1, 128),
+    ),
 }
 
 
@@ -101,6 +117,9 @@ def measure(names, min_seconds, limit):
         shape = (layer.in_modes, layer.out_modes, layer.tt_ranks)
         for batch in batches:
             plans = candidate_plans(*shape, batch, limit)
+            chosen = layer.contraction_plan(batch)
+            if chosen not in plans:
+                plans.append(chosen)
             times = time_plans(layer, batch, plans, min_seconds)
             samples += [
                 (name, batch, shape, p, t) for p, t in zip(plans, times)
@@ -155,10 +174,45 @@ def main(argv=None):
     parser.add_argument(
         "--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES)
     )
+    parser.add_argument(
+        "--from-records",
+        action="store_true",
+        help="fit to the saved timings instead of measuring again",
+    )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="write the timings for the test suite (benchmarks/results/)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    samples = measure(args.shapes, args.min_seconds, args.limit)
+    if args.from_records:
+        samples = [
+            (
+                case["name"],
+                case["batch"],
+                (case["in_modes"], case["out_modes"], case["ranks"]),
+                plan,
+                seconds,
+            )
+            for case in load_records(TENSORFLOW_RECORDS)
+            for plan, seconds in case["times"].items()
+        ]
+    else:
+        samples = measure(args.shapes, args.min_seconds, args.limit)
+    if args.save and not args.from_records:
+        save_records(
+            TENSORFLOW_RECORDS,
+            "tensorflow",
+            samples,
+            dict(
+                threads=args.threads or "default",
+                min_seconds=args.min_seconds,
+                tensorflow=tf.__version__,
+            ),
+        )
+        print(f"saved {TENSORFLOW_RECORDS}")
     fitted = fit(samples)
     print()
     print(

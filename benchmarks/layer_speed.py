@@ -16,9 +16,14 @@ Absolute times depend on the machine and its load; the ratios are what to
 compare. The paper (CPU, 25088 -> 4096, TT-rank 4): 16.1 ms vs 1.2 ms at
 batch 1, 13.4x; 97.2 ms vs 94.7 ms at batch 100, 1.03x.
 
+With ``--check`` the script exits with status 1 when a chosen plan ran
+more than 10% slower than the best candidate in its own run (the same
+check against recorded timings, free of one run's noise, is in
+``tests/test_plan_costs.py``).
+
 Usage:
     python benchmarks/layer_speed.py [--threads 1] [--min-seconds 1]
-        [--layers vgg mnist] [--no-litert]
+        [--layers vgg mnist] [--no-litert] [--check]
 """
 
 from __future__ import annotations
@@ -165,11 +170,12 @@ def litert_row(threads, min_seconds):
 
 def plan_check(layer_names, min_seconds, limit=8):
     """For each layer and batch: the chosen plan's forward time (TF graph)
-    over the best of the candidate plans, timed in the same run."""
+    over the best of the candidate plans, timed in the same run. Returns
+    the table and the largest of those ratios."""
     from benchmarks.fit_plan_costs import candidate_plans
     from benchmarks.fit_plan_costs import time_plans
 
-    rows = []
+    rows, worst = [], 0.0
     for name in layer_names:
         title, input_dim, units, tt_kwargs = LAYERS[name]
         layer = TTDense(units, **tt_kwargs)
@@ -185,6 +191,7 @@ def plan_check(layer_names, min_seconds, limit=8):
             )
             best = min(times, key=times.get)
             ratio = times[chosen] / times[best]
+            worst = max(worst, ratio)
             rows.append(
                 [
                     title,
@@ -205,7 +212,7 @@ def plan_check(layer_names, min_seconds, limit=8):
         "ms",
         "chosen / best",
     ]
-    return format_table(headers, rows)
+    return format_table(headers, rows), worst
 
 
 def _format_rows(rows, header=True):
@@ -260,6 +267,12 @@ def main(argv=None):
         action="store_true",
         help="skip timing the chosen plan against the other candidates",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit with status 1 when a chosen plan ran more than 10%% "
+        "slower than the best candidate in this run",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -273,14 +286,19 @@ def main(argv=None):
             f"LiteRT {1e3 * t_lite:.3f} ms: TF graph / LiteRT = "
             f"{t_graph / t_lite:.2f}x"
         )
+    worst = None
     if not args.no_plan_check:
         print("\nChosen plan against the best candidate (forward, TF graph)")
-        print(plan_check(args.layers, args.min_seconds / 2))
+        table, worst = plan_check(args.layers, args.min_seconds / 2)
+        print(table)
     print(
         f"\nTensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"{os.cpu_count()} CPUs, intra-op threads: "
         f"{args.threads or 'default'}; interleaved medians."
     )
+    if args.check and worst is not None and worst > 1.10:
+        print(f"check failed: a chosen plan ran {worst:.2f}x the best")
+        sys.exit(1)
     return rows
 
 

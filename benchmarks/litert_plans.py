@@ -11,9 +11,14 @@ on, one thread, at a fixed batch. The constants of
 negative least squares on relative errors) and
 printed, with the rank of the chosen plan among the measured ones.
 
+With ``--save``, the timings are written to
+``benchmarks/results/plan_times_litert.json``, which the test suite reads
+to check the plans the LiteRT cost model picks against them
+(`benchmarks/plan_records.py`).
+
 Usage:
     nice -n 10 python benchmarks/litert_plans.py [--min-seconds 1]
-        [--shapes 768r16 1024r8 fc6]
+        [--shapes 768r16 1024r8 fc6 ffn768r16 768r16x2] [--save]
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.fit_plan_costs import candidate_plans  # noqa: E402
+from benchmarks.plan_records import LITERT_RECORDS  # noqa: E402
+from benchmarks.plan_records import save_records  # noqa: E402
 from benchmarks.timing import format_table  # noqa: E402
 from benchmarks.timing import interleaved_median_seconds  # noqa: E402
 from keras_tt import TTDense  # noqa: E402
@@ -54,6 +61,13 @@ SHAPES = {
         4096,
         dict(tt_rank=4, in_modes=(2, 7, 8, 8, 7, 4), out_modes=(4,) * 6),
         (1,),
+    ),
+    "ffn768r16": (768, 3072, dict(tt_rank=16), (1, 128)),
+    "768r16x2": (
+        768,
+        768,
+        dict(tt_rank=16, in_modes=(96, 8), out_modes=(8, 96)),
+        (1, 128),
     ),
 }
 
@@ -89,9 +103,13 @@ def measure(name, min_seconds, folder, limit):
         [inputs, keras.layers.Dense(units, bias_initializer="random_normal")]
     )
     shape = (tt.in_modes, tt.out_modes, tt.tt_ranks)
-    plans = candidate_plans(*shape, batch=1, limit=limit)
     samples = []
     for rows in row_counts:
+        plans = candidate_plans(*shape, batch=1, limit=limit)
+        with P.contraction_scope(P.LITERT):
+            chosen = P.choose_plan(*shape, batch=rows)
+        if chosen not in plans:
+            plans.append(chosen)
         x = np.random.default_rng(1).normal(size=(rows, input_dim))
         x = x.astype(np.float32)
         runners, reference = [], None
@@ -204,11 +222,24 @@ def main(argv=None):
     parser.add_argument(
         "--limit", type=int, default=12, help="plans measured per shape"
     )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="write the timings for the test suite (benchmarks/results/)",
+    )
     args = parser.parse_args(argv)
     folder = tempfile.mkdtemp(prefix="litert_plans_")
     samples = []
     for name in args.shapes:
         samples += measure(name, args.min_seconds, folder, args.limit)
+    if args.save:
+        save_records(
+            LITERT_RECORDS,
+            "litert",
+            [s[:5] for s in samples],
+            dict(threads=1, min_seconds=args.min_seconds),
+        )
+        print(f"saved {LITERT_RECORDS}")
     costs = fit(samples)
     print()
     print(

@@ -32,6 +32,7 @@ from keras_tt.contraction import contraction_plan
 from keras_tt.contraction import tt_matmul
 from keras_tt.modes import TTLayout
 from keras_tt.modes import auto_modes
+from keras_tt.modes import fast_modes
 from keras_tt.modes import max_tt_ranks
 from keras_tt.modes import resolve_layout
 from keras_tt.tt_matrix import full_matrix
@@ -64,6 +65,7 @@ __all__ = [
     # TT-matrix mathematics.
     "TTLayout",
     "auto_modes",
+    "fast_modes",
     "contraction_plan",
     "full_matrix",
     "max_tt_ranks",

@@ -196,6 +196,14 @@ def build_parser(
         "keras_tt.tensorize)",
     )
     tensorize.add_argument(
+        "--modes",
+        choices=("auto", "fast"),
+        default="auto",
+        help="auto: balanced modes (several cores); fast: two cores with "
+        "the large modes outside (keras_tt.fast_modes) for Dense, "
+        "EinsumDense and attention layers, several times faster on device",
+    )
+    tensorize.add_argument(
         "--quiet", action="store_true", help="no progress bar"
     )
     tensorize.set_defaults(run=runners["tensorize"], check=_check_tensorize)

@@ -135,6 +135,8 @@ def _tensorize(args) -> None:
     options = {}
     if args.min_params is not None:
         options["min_params"] = args.min_params
+    if args.modes == "fast":
+        options["modes"] = "fast"
     calibration = None
     if args.calibration is not None:
         import numpy as np

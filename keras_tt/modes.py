@@ -28,6 +28,8 @@ MAX_WIDTH = 2**31 - 1
 # Automatic padding to a 7-smooth width adds at most 1/11 of the width (11
 # becomes 12); above 100,000 it adds at most 1.3%.
 MAX_PADDING_OVERHEAD = 1 / 11
+# The value of ``in_modes`` / ``out_modes`` that asks for `fast_modes`.
+FAST = "fast"
 
 
 def is_positive_int(value) -> bool:
@@ -150,19 +152,111 @@ def auto_modes(
     return _balanced_split(n_pad, num_modes), _balanced_split(m_pad, num_modes)
 
 
+def _divisor_near(width: int, target: int) -> int:
+    """The divisor of ``width`` closest to ``target`` (the smaller on a
+    tie)."""
+    divisors = [v for v in range(1, width + 1) if width % v == 0]
+    return min(divisors, key=lambda v: (abs(math.log(v / target)), v))
+
+
+def fast_modes(
+    input_dim: int, units: int, inner: int = 8
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Two-core modes that make a TT layer fast at inference, on phones too.
+
+    Returns ``((N / a, a), (b, M / b))`` for the padded widths ``N`` and
+    ``M`` (see `padded_width`), ``a`` and ``b`` the divisors of ``N`` and
+    ``M`` closest to ``inner``: the large modes on the outside of the
+    chain, the small ones inside. At TT-rank ``r`` such a layer computes
+    ``x @ W`` left to right in two matrix products with constant weights,
+    ``r * (b * N + a * M)`` multiply-adds per row, against ``N * M`` for
+    the dense layer, and holds ``r * (N * b / a + a * M / b)`` weights
+    (``r * (N + M)`` when ``a == b``, as many as a rank-``r`` factorisation
+    ``U @ V``). The matrix it stands for is a sum of ``r`` Kronecker
+    products, of rank up to ``r * a * b`` (a rank-``r`` factorisation: at
+    most ``r``): ``inner=1`` is that low-rank factorisation; larger
+    ``inner`` is closer to a general TT-matrix and slower.
+
+    The balanced modes of `auto_modes` (more cores, modes of about 5) hold
+    fewer weights at the same TT-rank, but their chain runs more, smaller
+    operations; in LiteRT the two-core layout ran several times faster
+    (see the benchmarks guide). Pass the result as ``in_modes`` and
+    ``out_modes`` of a TT layer, or as ``modes`` to `keras_tt.tensorize`.
+
+    Args:
+        input_dim: rows of the matrix (the layer's input width).
+        units: columns of the matrix (the layer's output width).
+        inner: the size aimed at for the two inner modes, at least 1.
+
+    Returns:
+        ``(in_modes, out_modes)``, two modes each.
+
+    Example:
+
+    >>> fast_modes(768, 768)
+    ((96, 8), (8, 96))
+    >>> fast_modes(768, 3072, inner=4)
+    ((192, 4), (4, 768))
+    >>> fast_modes(1021, 10)
+    ((128, 8), (10, 1))
+    """
+    input_dim = check_width(input_dim, "input_dim")
+    units = check_width(units, "units")
+    if not is_positive_int(inner):
+        raise ValueError(
+            "Received an invalid value for `inner`, expected a positive "
+            f"integer. Received: inner={inner!r}"
+        )
+    n_pad, m_pad = padded_width(input_dim), padded_width(units)
+    a, b = _divisor_near(n_pad, inner), _divisor_near(m_pad, inner)
+    return (n_pad // a, a), (b, m_pad // b)
+
+
+def is_fast(modes) -> bool:
+    """Whether ``modes`` is the string ``"fast"`` (see `fast_modes`)."""
+    return isinstance(modes, str) and modes == FAST
+
+
+def check_fast_pair(in_modes, out_modes, names=("in_modes", "out_modes")):
+    """Refuse ``"fast"`` on one side with explicit modes on the other.
+
+    ``"fast"`` picks both sides at once (`fast_modes`): the other side must
+    be ``"fast"`` too or ``None``.
+    """
+    if not (is_fast(in_modes) or is_fast(out_modes)):
+        return
+    if all(is_fast(m) or m is None for m in (in_modes, out_modes)):
+        return
+    in_name, out_name = names
+    raise ValueError(
+        f"Received invalid values for `{in_name}` and `{out_name}`, "
+        f"expected '{FAST}' on both sides (or on one side with None on the "
+        "other): the fast layout picks the modes of both sides together. "
+        f"Received: {in_name}={in_modes!r}, {out_name}={out_modes!r}"
+    )
+
+
 def validate_modes(
-    modes, name: str, width: int | None = None
-) -> tuple[int, ...]:
-    """Check a user's modes: positive integers whose product is ``width``."""
+    modes, name: str, width: int | None = None, allow_fast: bool = False
+):
+    """Check a user's modes: positive integers whose product is ``width``.
+
+    With ``allow_fast``, the string ``"fast"`` (see `fast_modes`) is
+    accepted too and returned as it is.
+    """
+    if allow_fast and is_fast(modes):
+        return FAST
     received = modes
     try:
         modes = tuple(modes) if not isinstance(modes, (str, bytes)) else ()
     except TypeError:
         modes = ()
     if not modes or not all(is_positive_int(m) for m in modes):
+        alternative = f" or '{FAST}'" if allow_fast else ""
         raise ValueError(
             f"Received an invalid value for `{name}`, expected a non-empty "
-            f"sequence of positive integers. Received: {name}={received!r}"
+            f"sequence of positive integers{alternative}. Received: "
+            f"{name}={received!r}"
         )
     modes = tuple(int(m) for m in modes)
     if width is not None and math.prod(modes) != width:
@@ -334,9 +428,11 @@ def resolve_layout(
 
     Modes. With neither ``in_modes`` nor ``out_modes``, both widths are
     padded if needed (`padded_width`) and split into the same number of
-    balanced modes (`auto_modes`). Modes given on one side fix the number
-    of cores and the other side is split to match. Modes given explicitly
-    must multiply to their width exactly.
+    balanced modes (`auto_modes`). ``"fast"`` (on both sides, or on one
+    with ``None`` on the other) takes the two-core modes of `fast_modes`.
+    Modes given on one side fix the number of cores and the other side is
+    split to match. Modes given explicitly must multiply to their width
+    exactly.
 
     Ranks. ``tt_rank`` is one integer for every inner bond, a sequence of
     the ``d - 1`` inner ranks, or ``None`` for the largest useful ranks
@@ -349,8 +445,8 @@ def resolve_layout(
         input_dim: rows of the matrix.
         units: columns of the matrix.
         tt_rank: see above.
-        in_modes: optional factors of ``input_dim``.
-        out_modes: optional factors of ``units``.
+        in_modes: optional factors of ``input_dim``, or ``"fast"``.
+        out_modes: optional factors of ``units``, or ``"fast"``.
         warn: warn when ranks are clamped.
         names: the argument names to use in error messages, for layers
             whose arguments are called otherwise (``TTEmbedding``'s
@@ -368,16 +464,25 @@ def resolve_layout(
     ((1, 4, 4, 4, 4, 4, 1), 1600)
     >>> resolve_layout(1021, 10, tt_rank=2).padded_input_dim
     1024
+    >>> fast = resolve_layout(768, 768, tt_rank=16, in_modes="fast")
+    >>> fast.in_modes, fast.out_modes, fast.num_params
+    ((96, 8), (8, 96), 24576)
     """
     dim_name, units_name, in_name, out_name = names
-    given_in, given_out = in_modes, out_modes
     input_dim = check_width(input_dim, dim_name)
     units = check_width(units, units_name)
     if tt_rank is not None:
         check_tt_rank_argument(tt_rank)
-    if in_modes is not None:
+    check_fast_pair(in_modes, out_modes, (in_name, out_name))
+    given_in, given_out = in_modes, out_modes
+    if is_fast(in_modes) or is_fast(out_modes):
+        # Automatic modes (padded widths), like the balanced ones: their
+        # ranks are clamped quietly.
+        in_modes, out_modes = fast_modes(input_dim, units)
+        given_in = given_out = None
+    if given_in is not None:
         in_modes = validate_modes(in_modes, in_name, input_dim)
-    if out_modes is not None:
+    if given_out is not None:
         out_modes = validate_modes(out_modes, out_name, units)
     if (
         in_modes is not None

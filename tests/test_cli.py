@@ -504,3 +504,26 @@ def test_min_params_zero_replaces_every_dense_layer(
     assert main([*argv, "--min-params", "0", "--quiet"]) == 0
     layers = keras.saving.load_model(out).layers
     assert [type(layer).__name__ for layer in layers[1:]] == ["TTDense"] * 2
+
+
+def test_modes_fast_gives_two_core_layers_matching_at_full_rank(
+    dense_model_path, tmp_path, capsys, rng
+):
+    out = tmp_path / "tt.keras"
+    argv = ["tensorize", str(dense_model_path), str(out), "--tt-rank", "64"]
+    assert main([*argv, "--min-params", "0", "--modes", "fast", "--quiet"]) == 0
+    tt_model = keras.saving.load_model(out)
+    fc1 = tt_model.get_layer("fc1")
+    assert (fc1.in_modes, fc1.out_modes) == keras_tt.fast_modes(64, 48)
+    x = rng.standard_normal((5, 64)).astype("float32")
+    original = keras.saving.load_model(dense_model_path)
+    np.testing.assert_allclose(
+        tt_model.predict(x, verbose=0),
+        original.predict(x, verbose=0),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--modes", "slow"])
+    assert info.value.code == 2
+    assert "--modes" in capsys.readouterr().err

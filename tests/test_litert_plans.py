@@ -338,3 +338,47 @@ def test_rebuilt_kernel_on_sequences_stays_a_batch_matmul(tmp_path, kind):
     expected = x.astype(np.float64) @ kernel + bias
     got = TFLiteRunner(path, num_threads=1)(x)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("tokens", [None, 16])
+def test_fast_modes_export_two_products_with_constant_cores(tmp_path, tokens):
+    # `fast_modes` puts the large modes outside: the chain runs as two
+    # products with the cores as constant weights (no rebuilt kernel, no
+    # merged core), on rows and on sequences alike.
+    width, units = 384, 192
+    in_modes, out_modes = keras_tt.fast_modes(width, units)
+    keras.utils.set_random_seed(0)
+    layer = keras_tt.TTDense(
+        units,
+        tt_rank=6,
+        in_modes=in_modes,
+        out_modes=out_modes,
+        bias_initializer="random_normal",
+        name="tt",
+    )
+    shape = (width,) if tokens is None else (tokens, width)
+    model = keras.Sequential([keras.Input(shape, batch_size=1), layer])
+    rows = 1 if tokens is None else tokens
+    with P.contraction_scope(P.LITERT):
+        plan = layer.contraction_plan(rows)
+    assert plan.is_chain
+    x = np.random.default_rng(1).normal(size=(1,) + shape)
+    x = x.astype(np.float32)
+    path = tmp_path / "fast.tflite"
+    report = export_tflite(
+        model, path, batch_size=1, validation_data=x, verbose=0
+    )
+    assert report.info.builtin_only
+    products = [
+        op
+        for op in report.info.operators
+        if op[0] in ("FULLY_CONNECTED", "BATCH_MATMUL")
+    ]
+    assert len(products) == 2
+    assert "GREATER" not in set(report.op_versions)  # nothing anchored
+    core_bytes = 4 * sum(int(np.prod(c.shape)) for c in layer.cores)
+    assert os.path.getsize(path) < 1.2 * core_bytes + 8192
+    bias = keras.ops.convert_to_numpy(layer.bias)
+    expected = x.astype(np.float64) @ layer.full_kernel() + bias
+    got = TFLiteRunner(path, num_threads=1)(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

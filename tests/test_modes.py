@@ -64,3 +64,60 @@ def test_resolve_tt_ranks_expands_and_clamps():
             1,
         )
     assert modes.resolve_tt_ranks(5, (7,), (3,)) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "input_dim, units, inner",
+    [(768, 768, 8), (768, 3072, 8), (3072, 768, 4), (1021, 10, 8), (7, 5, 8)],
+)
+def test_fast_modes_put_the_small_modes_inside(input_dim, units, inner):
+    in_modes, out_modes = modes.fast_modes(input_dim, units, inner=inner)
+    n_pad, m_pad = modes.padded_width(input_dim), modes.padded_width(units)
+    assert len(in_modes) == len(out_modes) == 2
+    assert math.prod(in_modes) == n_pad and math.prod(out_modes) == m_pad
+    a, b = in_modes[1], out_modes[0]
+    # The inner modes are the divisors closest to `inner` (log scale).
+    for width, chosen in ((n_pad, a), (m_pad, b)):
+        best = min(
+            abs(math.log(v / inner))
+            for v in range(1, width + 1)
+            if width % v == 0
+        )
+        assert abs(math.log(chosen / inner)) == pytest.approx(best)
+
+
+@pytest.mark.parametrize(
+    "input_dim, units, rank", [(768, 768, 16), (512, 96, 5)]
+)
+def test_fast_modes_cost_and_size_follow_the_docstring(input_dim, units, rank):
+    from keras_tt.contraction import contraction_flops
+
+    in_modes, out_modes = modes.fast_modes(input_dim, units)
+    layout = modes.resolve_layout(input_dim, units, rank, in_modes, out_modes)
+    n, m = layout.padded_input_dim, layout.padded_units
+    a, b = in_modes[1], out_modes[0]
+    r = layout.ranks[1]
+    assert r == min(rank, n // a * b, a * m // b)
+    assert layout.num_params == r * (n * b // a + a * m // b)
+    assert contraction_flops(
+        in_modes, out_modes, layout.ranks, "left_to_right"
+    ) == r * (b * n + a * m)
+
+
+def test_fast_modes_with_inner_one_is_a_low_rank_factorisation():
+    in_modes, out_modes = modes.fast_modes(300, 200, inner=1)
+    assert in_modes == (300, 1) and out_modes == (1, 200)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(input_dim=0, units=8), "input_dim"),
+        (dict(input_dim=8, units=2.5), "units"),
+        (dict(input_dim=8, units=8, inner=0), "inner"),
+        (dict(input_dim=8, units=8, inner="8"), "inner"),
+    ],
+)
+def test_fast_modes_reject_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`.*Received: {name}="):
+        modes.fast_modes(**kwargs)

@@ -74,7 +74,7 @@ def no_decomposition(monkeypatch):
         (
             {"tt_rank": 2, "modes": {"fc1": (4, 4)}},
             ValueError,
-            r"`modes`, expected a pair",
+            r"`modes`, expected 'fast', a pair",
         ),
         (
             {"tt_rank": 2, "min_params": 1.5},

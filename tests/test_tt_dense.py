@@ -373,7 +373,7 @@ def test_input_of_wrong_width_is_rejected():
         (
             {"units": 4, "tt_rank": 2, "in_modes": (2, 0)},
             r"`in_modes`, expected a non-empty sequence of positive "
-            r"integers. Received: in_modes=\(2, 0\)",
+            r"integers or 'fast'. Received: in_modes=\(2, 0\)",
         ),
         (
             {"units": 4, "tt_rank": 2, "in_modes": "abc"},

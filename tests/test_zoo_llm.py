@@ -242,3 +242,40 @@ def test_llm_zoo_table():
             f"{backbone.count_params() / small.count_params():.2f}x |"
         )
     print("\n" + "\n".join(rows))
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma", "qwen3", "mixtral"])
+def test_fast_modes_reach_every_projection_and_export(family, tmp_path):
+    # modes="fast": two cores for every attention and feed-forward
+    # projection; embeddings and experts keep their automatic modes. Full
+    # rank gives the original's outputs; the LiteRT file matches Keras.
+    backbone = build_backbone(family)
+    tt = keras_tt.tensorize(
+        backbone, tt_rank=FULL_RANK, modes="fast", min_params=1, verbose=0
+    )
+    data = token_ids()
+    expected = outputs(backbone, data)
+    np.testing.assert_allclose(
+        outputs(tt, data), expected, atol=2e-5 * max(1, np.abs(expected).max())
+    )
+    projections = [
+        layer
+        for layer in tt._flatten_layers()
+        if isinstance(layer, (keras_tt.TTDense, keras_tt.TTEinsumDense))
+    ]
+    assert projections
+    for layer in projections:
+        rows, cols = layer.input_dim, layer.units
+        assert (layer.in_modes, layer.out_modes) == keras_tt.fast_modes(
+            rows, cols
+        ), layer.name
+    small = keras_tt.tensorize(
+        backbone, tt_rank=4, modes="fast", min_params=1, verbose=0
+    )
+    report = keras_tt.export_tflite(
+        _fixed_length(small, 8),
+        tmp_path / f"{family}_fast.tflite",
+        validation_data=token_ids(4, 8, seed=1),
+        verbose=False,
+    )
+    assert report.info.builtin_only and report.relative_error < 1e-4

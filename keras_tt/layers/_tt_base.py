@@ -75,8 +75,10 @@ def assign_copy(variable, value) -> None:
 
 
 def as_list(modes):
-    """Modes as a list of ints for a config, or ``None``."""
-    return None if modes is None else [int(m) for m in modes]
+    """Modes as a list of ints for a config, ``"fast"`` or ``None``."""
+    if modes is None or modes_lib.is_fast(modes):
+        return modes
+    return [int(m) for m in modes]
 
 
 def normalize_tt_rank(tt_rank):
@@ -171,13 +173,22 @@ def check_given_modes(units, tt_rank, in_modes, out_modes):
     The modes are checked against each other and against ``units`` now; the
     input side is checked again in ``build``, once its width is known.
 
+    ``"fast"`` (see `keras_tt.fast_modes`) is kept as it is: the modes
+    depend on the input width too.
+
     Returns:
-        ``(in_modes, out_modes)`` as tuples, each ``None`` when not given.
+        ``(in_modes, out_modes)`` as tuples (or ``"fast"``), each ``None``
+        when not given.
     """
     if in_modes is None and out_modes is None:
         return None, None
+    if modes_lib.is_fast(in_modes) or modes_lib.is_fast(out_modes):
+        modes_lib.check_fast_pair(in_modes, out_modes)
+        return in_modes, out_modes
     probe_dim = (
-        math.prod(modes_lib.validate_modes(in_modes, "in_modes"))
+        math.prod(
+            modes_lib.validate_modes(in_modes, "in_modes", allow_fast=True)
+        )
         if in_modes is not None
         else 1
     )

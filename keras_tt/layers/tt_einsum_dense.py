@@ -285,8 +285,9 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
             output's axes and gives the sizes of the free axes ``F``.
         tt_rank: positive integer, the TT-rank of every inner bond, or a
             sequence of the ``d - 1`` inner ranks.
-        in_modes: optional factors of ``prod(C)``.
-        out_modes: optional factors of ``prod(F)``.
+        in_modes: optional factors of ``prod(C)``, or ``"fast"`` for the
+            two-core modes of `keras_tt.fast_modes` (on both sides).
+        out_modes: optional factors of ``prod(F)``, or ``"fast"``.
         activation: activation function, none by default.
         bias_axes: optional string of free-axis letters that get a bias, as
             in `keras.layers.EinsumDense`.
@@ -352,10 +353,19 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
         free_shape = _free_shape(output_shape, parts)
         units = math.prod(free_shape)
         modes_lib.check_tt_rank_argument(tt_rank)
+        modes_lib.check_fast_pair(in_modes, out_modes)
         if in_modes is not None:
-            in_modes = modes_lib.validate_modes(in_modes, "in_modes")
+            in_modes = modes_lib.validate_modes(
+                in_modes, "in_modes", allow_fast=True
+            )
         if out_modes is not None:
-            out_modes = modes_lib.validate_modes(out_modes, "out_modes", units)
+            out_modes = modes_lib.validate_modes(
+                out_modes, "out_modes", None, allow_fast=True
+            )
+            if not modes_lib.is_fast(out_modes):
+                out_modes = modes_lib.validate_modes(
+                    out_modes, "out_modes", units
+                )
         if bias_axes is not None:
             if not isinstance(bias_axes, str) or not all(
                 c in parts.free for c in bias_axes

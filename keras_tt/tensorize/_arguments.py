@@ -101,14 +101,18 @@ def check_settings(settings, where: str) -> dict:
     check_rank_arguments(
         clean.get("tt_rank"), clean.get("rel_error"), clean.get("target_ratio")
     )
+    modes_lib.check_fast_pair(clean.get("in_modes"), clean.get("out_modes"))
     for key in ("in_modes", "out_modes"):
         if clean.get(key) is not None:
-            clean[key] = modes_lib.validate_modes(clean[key], key)
+            clean[key] = modes_lib.validate_modes(
+                clean[key], key, allow_fast=True
+            )
     return clean
 
 
 def check_modes_argument(modes):
-    """``modes``: None, a pair ``(in_modes, out_modes)`` or ``{name: pair}``."""
+    """``modes``: None, ``"fast"``, a pair ``(in_modes, out_modes)`` or
+    ``{name: pair or "fast"}``."""
     if modes is None:
         return None
     if isinstance(modes, Mapping):
@@ -119,6 +123,8 @@ def check_modes_argument(modes):
 
 
 def _check_modes_pair(pair, received):
+    if modes_lib.is_fast(pair):
+        return modes_lib.FAST
     if (
         isinstance(pair, Sequence)
         and not isinstance(pair, (str, bytes))
@@ -133,9 +139,9 @@ def _check_modes_pair(pair, received):
             modes_lib.validate_modes(pair[1], "out_modes"),
         )
     raise ValueError(
-        "Received an invalid value for `modes`, expected a pair "
-        "(in_modes, out_modes) or a dict {layer name: (in_modes, out_modes)}."
-        f" Received: modes={received!r}"
+        "Received an invalid value for `modes`, expected 'fast', a pair "
+        "(in_modes, out_modes) or a dict {layer name: (in_modes, out_modes) "
+        f"or 'fast'}}. Received: modes={received!r}"
     )
 
 

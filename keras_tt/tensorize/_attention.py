@@ -43,6 +43,7 @@ class MultiHeadAttentionConverter(LayerConverter):
     attention class of the same base, all four projections in TT format."""
 
     kind = "MultiHeadAttention"
+    takes_fast_modes = True
 
     def handles(self, layer):
         return (

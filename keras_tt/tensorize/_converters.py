@@ -100,6 +100,9 @@ class LayerConverter:
     kind: str = ""
     # True when `convert` returns a change applied to a copy of the layer.
     in_place: bool = False
+    # True when the layer's kernels take ``in_modes="fast"`` (see
+    # `keras_tt.fast_modes`): matrices the input is multiplied by.
+    takes_fast_modes: bool = False
 
     def handles(self, layer: keras.layers.Layer) -> bool:
         """Whether this converter replaces ``layer``."""
@@ -189,6 +192,7 @@ class DenseConverter(LayerConverter):
     """`keras.layers.Dense` -> `keras_tt.TTDense` (TT-SVD of the kernel)."""
 
     kind = "Dense"
+    takes_fast_modes = True
 
     def handles(self, layer):
         return isinstance(layer, keras.layers.Dense)

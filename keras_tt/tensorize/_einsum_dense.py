@@ -39,6 +39,7 @@ class EinsumDenseConverter(LayerConverter):
     kernels, are left alone)."""
 
     kind = "EinsumDense"
+    takes_fast_modes = True
 
     def handles(self, layer):
         return isinstance(layer, keras.layers.EinsumDense) and expressible(

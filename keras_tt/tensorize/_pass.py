@@ -150,7 +150,12 @@ def tensorize(
         modes: ``None`` for automatic modes (`keras_tt.auto_modes`), a pair
             ``(in_modes, out_modes)`` for every selected layer, or a dict
             ``{layer name: (in_modes, out_modes)}``. For a convolution the
-            modes factor its input and output channels.
+            modes factor its input and output channels. ``"fast"`` (for
+            every layer, or as a value of the dict) takes the two-core
+            modes of `keras_tt.fast_modes` for each weight matrix of the
+            Dense, EinsumDense and attention layers, which run several times
+            faster on device; the other kinds keep automatic modes when it
+            is given for every layer, and refuse it given for them alone.
         verbose: 0 for silence; 1 for a progress bar (one step per
             truncation) and the printed report; 2 for the report and a
             one-line progress summary, as in `fit`.

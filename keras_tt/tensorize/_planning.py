@@ -108,8 +108,26 @@ def plan(selected: Selected, tt_rank, rel_error, target_ratio, modes) -> Plan:
         layer_modes = modes
     in_modes = settings.get("in_modes")
     out_modes = settings.get("out_modes")
+    # "fast" for every layer applies to the layers that take it (weight
+    # matrices the input is multiplied by); asked for one layer, it must.
+    asked_for_this_layer = (
+        isinstance(modes, dict) and modes_lib.is_fast(layer_modes)
+    ) or any(modes_lib.is_fast(m) for m in (in_modes, out_modes))
+    if modes_lib.is_fast(layer_modes):
+        layer_modes = (modes_lib.FAST, modes_lib.FAST)
     if layer_modes is not None and in_modes is None and out_modes is None:
         in_modes, out_modes = layer_modes
+    fast = modes_lib.is_fast(in_modes) or modes_lib.is_fast(out_modes)
+    if fast and not converter.takes_fast_modes:
+        if asked_for_this_layer:
+            raise ValueError(
+                f"Layer '{name}' ({type(layer).__name__}): modes "
+                f"'{modes_lib.FAST}' apply to the weight matrices of Dense, "
+                "EinsumDense and attention layers, not to this kind of "
+                "layer; give its modes explicitly or leave them automatic. "
+                f"Received: in_modes={in_modes!r}, out_modes={out_modes!r}"
+            )
+        in_modes = out_modes = None
 
     try:
         layouts = converter.kernel_layouts(layer, in_modes, out_modes)
