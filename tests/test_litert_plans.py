@@ -346,18 +346,14 @@ def test_fast_modes_export_two_products_with_constant_cores(tmp_path, tokens):
     # products with the cores as constant weights (no rebuilt kernel, no
     # merged core), on rows and on sequences alike.
     width, units = 384, 192
-    in_modes, out_modes = keras_tt.fast_modes(width, units)
     keras.utils.set_random_seed(0)
     layer = keras_tt.TTDense(
-        units,
-        tt_rank=6,
-        in_modes=in_modes,
-        out_modes=out_modes,
-        bias_initializer="random_normal",
-        name="tt",
+        units, tt_rank=6, in_modes="fast", bias_initializer="random_normal"
     )
     shape = (width,) if tokens is None else (tokens, width)
     model = keras.Sequential([keras.Input(shape, batch_size=1), layer])
+    fast = keras_tt.fast_modes(width, units)
+    assert (layer.in_modes, layer.out_modes) == fast
     rows = 1 if tokens is None else tokens
     with P.contraction_scope(P.LITERT):
         plan = layer.contraction_plan(rows)
