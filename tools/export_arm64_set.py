@@ -24,6 +24,8 @@ Keras model's outputs ``keras0`` on them, and the export ``mode``) for:
   strides 1, same padding), float32 and int8;
 - ``conv_strided``: the same with strides 2 and valid padding, float32 and
   int8;
+- ``fast_768``: 768 -> 768 at TT-rank 10 in the fast layout
+  (``in_modes="fast"``: modes 96x8 -> 8x96), float32 and int8;
 - ``tensorized_cnn``: a random 16x16x3 CNN (Conv2D 3x3 + BatchNormalization
   + ReLU + max pooling, twice, global average pooling and a Dense head)
   through `keras_tt.tensorize` at TT-rank 4, convolutions and head replaced,
@@ -241,6 +243,12 @@ def cases():
     yield (
         "conv_strided",
         lambda: _randomise(conv_layer(2, "valid"), 22),
+        "normal",
+        [("float32", {}), ("int8", int8)],
+    )
+    yield (
+        "fast_768",
+        lambda: _randomise(single_layer(768, 768, 10, in_modes="fast"), 23),
         "normal",
         [("float32", {}), ("int8", int8)],
     )
