@@ -153,9 +153,11 @@ def auto_modes(
 
 
 def _divisor_near(width: int, target: int) -> int:
-    """The divisor of ``width`` closest to ``target`` (the smaller on a
-    tie)."""
-    divisors = [v for v in range(1, width + 1) if width % v == 0]
+    """The divisor of ``width`` closest to ``target`` on a log scale (the
+    smaller on a tie), from the prime factors of ``width``."""
+    divisors = {1}
+    for p in prime_factors(width):
+        divisors |= {d * p for d in divisors}
     return min(divisors, key=lambda v: (abs(math.log(v / target)), v))
 
 

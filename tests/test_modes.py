@@ -68,7 +68,14 @@ def test_resolve_tt_ranks_expands_and_clamps():
 
 @pytest.mark.parametrize(
     "input_dim, units, inner",
-    [(768, 768, 8), (768, 3072, 8), (3072, 768, 4), (1021, 10, 8), (7, 5, 8)],
+    [
+        (768, 768, 8),
+        (768, 3072, 8),
+        (3072, 768, 4),
+        (1021, 10, 8),
+        (7, 5, 8),
+        (1_000_000, 50257, 16),
+    ],
 )
 def test_fast_modes_put_the_small_modes_inside(input_dim, units, inner):
     in_modes, out_modes = modes.fast_modes(input_dim, units, inner=inner)
