@@ -360,12 +360,8 @@ class TTEinsumDense(TTLayerMixin, keras.layers.Layer):
             )
         if out_modes is not None:
             out_modes = modes_lib.validate_modes(
-                out_modes, "out_modes", None, allow_fast=True
+                out_modes, "out_modes", units, allow_fast=True
             )
-            if not modes_lib.is_fast(out_modes):
-                out_modes = modes_lib.validate_modes(
-                    out_modes, "out_modes", units
-                )
         if bias_axes is not None:
             if not isinstance(bias_axes, str) or not all(
                 c in parts.free for c in bias_axes

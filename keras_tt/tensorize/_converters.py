@@ -40,6 +40,12 @@ holder, with no config) sets ``in_place = True`` and returns, instead of a
 new layer, a change with ``apply(layer)`` (made to the layer of the pass's
 copy of the model) that saving records (see the experts converter).
 
+A converter whose kernels are matrices the input is multiplied by sets
+``takes_fast_modes = True``: its ``settings`` may then carry
+``in_modes="fast"`` (`keras_tt.fast_modes`), which ``convert`` passes on
+like any modes. The others keep automatic modes under
+``tensorize(modes="fast")`` and refuse ``"fast"`` asked for them alone.
+
 The replacement must be usable wherever the original was called (same
 call signature, same output), keep the original's name, and be
 serializable (``get_config``, registered with
