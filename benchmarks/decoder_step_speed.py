@@ -57,7 +57,7 @@ from keras_tt.export.inspect import format_bytes  # noqa: E402
 
 HIDDEN, HEADS, FFN = 768, 12, 3072
 LAYOUTS = ("balanced", "fast")
-DEFAULT_VARIANTS = ("balanced:16", "fast:16", "fast:10")
+DEFAULT_VARIANTS = (("balanced", 16), ("fast", 16), ("fast", 10))
 
 
 def parse_variant(text):
@@ -143,12 +143,13 @@ def run(
     caches=("warm",),
     variants=DEFAULT_VARIANTS,
 ):
-    """One row per part, tokens, mode, cache state and TT variant; all the
-    variants of a part are timed in alternation with the dense model."""
+    """One row per part, tokens, mode, cache state and TT variant
+    ``(layout, rank)``; all the variants of a part are timed in
+    alternation with the dense model."""
     rows = []
     evict = CacheEvictor() if "cold" in caches else None
     rng = np.random.default_rng(1)
-    kinds = ["dense"] + [parse_variant(v) for v in variants]
+    kinds = ["dense", *variants]
     for part in parts:
         for tokens in tokens_list:
             x = rng.normal(size=(8, tokens, HIDDEN)).astype(np.float32)
@@ -238,17 +239,13 @@ def main(argv=None):
         "--tt",
         nargs="+",
         default=list(DEFAULT_VARIANTS),
-        type=str,
+        type=parse_variant,
         help="TT variants as layout:rank, layout 'balanced' (automatic "
-        "modes) or 'fast' (keras_tt.fast_modes)",
+        "modes) or 'fast' (keras_tt.fast_modes); default: balanced:16 "
+        "fast:16 fast:10",
     )
     parser.add_argument("--min-seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
-    for text in args.tt:
-        try:
-            parse_variant(text)
-        except argparse.ArgumentTypeError as error:
-            parser.error(f"argument --tt: {error}")
     # One token: the softmax over one key is 1, as it should be.
     warnings.filterwarnings("ignore", message="You are using a softmax")
     folder = tempfile.mkdtemp(prefix="decoder_step_")

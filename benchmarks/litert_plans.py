@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.fit_plan_costs import SHAPES as TF_SHAPES  # noqa: E402
 from benchmarks.fit_plan_costs import candidate_plans  # noqa: E402
 from benchmarks.plan_records import LITERT_RECORDS  # noqa: E402
 from benchmarks.plan_records import save_records  # noqa: E402
@@ -62,13 +63,9 @@ SHAPES = {
         dict(tt_rank=4, in_modes=(2, 7, 8, 8, 7, 4), out_modes=(4,) * 6),
         (1,),
     ),
-    "ffn768r16": (768, 3072, dict(tt_rank=16), (1, 128)),
-    "768r16x2": (
-        768,
-        768,
-        dict(tt_rank=16, in_modes=(96, 8), out_modes=(8, 96)),
-        (1, 128),
-    ),
+    # The same layers and row counts as the TensorFlow fit.
+    "ffn768r16": TF_SHAPES["ffn768r16"],
+    "768r16x2": TF_SHAPES["768r16x2"],
 }
 
 
